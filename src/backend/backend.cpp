@@ -1,0 +1,28 @@
+#include "backend/backend.h"
+
+#include "backend/cpu/cpu_backend.h"
+#include "util/error.h"
+
+namespace nativelm {
+
+#ifdef NATIVELM_HAVE_CUDA
+namespace cuda {
+std::string unavailable_reason();
+}
+#endif
+
+std::unique_ptr<Backend> make_backend(const std::string& device) {
+  if (device == "cpu") return std::make_unique<CpuBackend>();
+  if (device == "cuda") {
+#ifdef NATIVELM_HAVE_CUDA
+    std::string why = cuda::unavailable_reason();
+    if (!why.empty()) fail("--device cuda is unavailable: {}", why);
+    fail("--device cuda: the CUDA backend is not implemented yet; use --device cpu");
+#else
+    fail("--device cuda is unavailable: this build has no CUDA backend (nvcc was not found)");
+#endif
+  }
+  fail("unknown --device '{}' (expected cpu or cuda)", device);
+}
+
+}  // namespace nativelm

@@ -37,7 +37,9 @@ inline uint16_t f32_to_bf16(float f) {
 }
 
 inline float f16_to_f32(uint16_t h) {
-  return static_cast<float>(*reinterpret_cast<const _Float16*>(&h));
+  _Float16 f;
+  std::memcpy(&f, &h, 2);
+  return static_cast<float>(f);
 }
 
 inline uint16_t f32_to_f16(float f) {

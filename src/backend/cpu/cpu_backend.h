@@ -4,12 +4,19 @@
 // the processor has (AVX-512 with BF16, AVX2+FMA, or portable scalar code),
 // spread over all cores by the global ThreadPool.
 #include "backend/backend.h"
+#include "backend/cpu/isa.h"
 
 namespace nativelm {
+namespace cpu {
+struct Kernels;
+}
 
 class CpuBackend final : public Backend {
  public:
+  // The best level the processor has, or NATIVELM_CPU_ISA.
   CpuBackend();
+  // A given level (tests compare the levels); throws Error if unsupported.
+  explicit CpuBackend(cpu::Isa isa);
   ~CpuBackend() override;
 
   std::string name() const override;
@@ -34,6 +41,11 @@ class CpuBackend final : public Backend {
                  Tensor& out) override;
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
+
+  cpu::Isa isa() const;
+
+ private:
+  const cpu::Kernels* kernels_;
 };
 
 }  // namespace nativelm

@@ -1,0 +1,44 @@
+#pragma once
+// Argument checks shared by the CPU ops: a wrong shape or dtype from a caller
+// becomes an Error naming the op and the argument, never a wild write.
+#include <cstdint>
+
+#include "backend/tensor.h"
+#include "util/error.h"
+
+namespace nativelm::cpu {
+
+inline void check_present(const Tensor& t, const char* op, const char* what) {
+  if (t.empty()) fail("{}: {} has no data", op, what);
+}
+
+// An f32 activation of shape [rows, cols].
+inline void check_matrix(const Tensor& t, const char* op, const char* what) {
+  check_present(t, op, what);
+  if (t.ndim != 2) fail("{}: {} must be 2-D, got {}-D", op, what, t.ndim);
+  if (t.dtype != DType::F32) fail("{}: {} must be float32, got {}", op, what, dtype_name(t.dtype));
+}
+
+inline void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* op,
+                        const char* what) {
+  check_matrix(t, op, what);
+  if (t.dim(0) != rows || t.dim(1) != cols)
+    fail("{}: {} is [{}, {}], expected [{}, {}]", op, what, t.dim(0), t.dim(1), rows, cols);
+}
+
+inline void check_vector(const Tensor& t, int64_t n, const char* op, const char* what) {
+  check_present(t, op, what);
+  if (t.numel() != n) fail("{}: {} has {} elements, expected {}", op, what, t.numel(), n);
+}
+
+// Element i of a weight of any dtype, as f32.
+inline float load_as_f32(const Tensor& t, int64_t i) {
+  switch (t.dtype) {
+    case DType::F32: return t.as<const float>()[i];
+    case DType::BF16: return bf16_to_f32(t.as<const uint16_t>()[i]);
+    case DType::F16: return f16_to_f32(t.as<const uint16_t>()[i]);
+  }
+  return 0.0f;
+}
+
+}  // namespace nativelm::cpu

@@ -1,0 +1,69 @@
+// Portable kernels: the reference every SIMD level is tested against, and the
+// fallback for processors without AVX2. Plain loops, f32 accumulation.
+#include <cmath>
+
+#include "backend/cpu/kernels.h"
+
+namespace nativelm::cpu {
+namespace {
+
+float weight_at(const void* w, DType t, int64_t i) {
+  switch (t) {
+    case DType::F32: return static_cast<const float*>(w)[i];
+    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+  }
+  return 0.0f;
+}
+
+float dot(const float* a, const void* b, DType bt, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * weight_at(b, bt, i);
+  return sum;
+}
+
+const void* row_of(const void* w, DType t, int64_t row, int64_t k) {
+  return static_cast<const char*>(w) + row * k * static_cast<int64_t>(dtype_size(t));
+}
+
+void gemm(const float* x, int64_t n, const void* w, DType wt, int64_t k, int64_t m0, int64_t m1,
+          float* out, int64_t ldo, float*) {
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t m = m0; m < m1; ++m) out[r * ldo + m] = dot(x + r * k, row_of(w, wt, m, k), wt, k);
+  }
+}
+
+void gemv(const float* x, int64_t rows, const void* w, DType wt, int64_t k, int64_t m0,
+          int64_t m1, float* out, int64_t ldo) {
+  gemm(x, rows, w, wt, k, m0, m1, out, ldo, nullptr);
+}
+
+int64_t gemm_scratch_floats(int64_t) { return 0; }
+
+void axpy(float alpha, const void* x, DType xt, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * weight_at(x, xt, i);
+}
+
+float exp_sum(float* s, int64_t n, float max) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    s[i] = std::exp(s[i] - max);
+    sum += s[i];
+  }
+  return sum;
+}
+
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+}  // namespace
+
+extern const Kernels kScalarKernels = {
+    Isa::Scalar, gemv, gemm, 1, gemm_scratch_floats, dot, axpy, exp_sum, silu_mul,
+};
+
+}  // namespace nativelm::cpu

@@ -1,0 +1,48 @@
+#pragma once
+// Runs one forward step for a set of sequences over the shared KV pool: grows
+// each sequence's page table for its new tokens, builds the ForwardBatch and
+// returns next-token logits on the host. Schedulers decide *what* to run;
+// this decides nothing.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/kv_pool.h"
+#include "model/transformer.h"
+
+namespace nativelm {
+
+// A request's slice of the KV cache.
+struct SeqKv {
+  std::vector<int32_t> pages;
+  int32_t kv_len = 0;  // positions already cached
+};
+
+class ModelRunner {
+ public:
+  ModelRunner(Transformer& model, KvPool& pool);
+  ~ModelRunner();
+
+  Transformer& model() { return model_; }
+  KvPool& pool() { return pool_; }
+  // Pages `seq` must gain before it can take `new_tokens` more tokens.
+  int32_t pages_needed(const SeqKv& seq, int32_t new_tokens) const;
+
+  // Appends tokens[i] to seqs[i] and fills logits [seqs.size(), vocab] with
+  // the next-token logits after each sequence's last new token. Throws
+  // nativelm::Error when the pool runs out of pages (nothing is changed then).
+  void step(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
+            std::vector<float>& logits);
+  // Returns the sequence's pages to the pool.
+  void release(SeqKv& seq);
+
+ private:
+  void reserve_pages(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens);
+
+  Transformer& model_;
+  KvPool& pool_;
+  Tensor logits_;
+  int64_t logits_rows_ = 0;
+};
+
+}  // namespace nativelm

@@ -28,26 +28,32 @@ void PostProcessor::load(const nlohmann::json& j) {
     // Only adjusts offsets, which nativelm does not report.
   } else if (type == "TemplateProcessing") {
     bool seen_sequence = false;
+    std::vector<int32_t> before, after;
     for (const auto& item : j.at("single")) {
       if (item.contains("Sequence")) {
         if (seen_sequence) fail("TemplateProcessing 'single' template lists the sequence twice");
         seen_sequence = true;
       } else if (item.contains("SpecialToken")) {
         auto ids = template_special_ids(j, item.at("SpecialToken").at("id").get<std::string>());
-        auto& side = seen_sequence ? suffix_ : prefix_;
+        auto& side = seen_sequence ? after : before;
         side.insert(side.end(), ids.begin(), ids.end());
       } else {
         fail("unknown TemplateProcessing item {}", item.dump());
       }
     }
+    wrap(before, after);
   } else if (type == "BertProcessing" || type == "RobertaProcessing") {
     // Both store [token, id] pairs: [CLS] A [SEP].
-    prefix_.push_back(j.at("cls").at(1).get<int32_t>());
-    suffix_.insert(suffix_.begin(), j.at("sep").at(1).get<int32_t>());
+    wrap({j.at("cls").at(1).get<int32_t>()}, {j.at("sep").at(1).get<int32_t>()});
   } else {
     fail("unsupported post_processor type '{}' (supported: TemplateProcessing, ByteLevel, Sequence, "
          "BertProcessing, RobertaProcessing)", type);
   }
+}
+
+void PostProcessor::wrap(const std::vector<int32_t>& before, const std::vector<int32_t>& after) {
+  prefix_.insert(prefix_.begin(), before.begin(), before.end());
+  suffix_.insert(suffix_.end(), after.begin(), after.end());
 }
 
 std::vector<int32_t> PostProcessor::apply(std::vector<int32_t> ids) const {

@@ -11,13 +11,15 @@ namespace nativelm {
 class PostProcessor {
  public:
   // JSON null yields a processor that adds nothing. Throws nativelm::Error for
-  // unknown types. `token_id` resolves a token string to its id (for Bert/Roberta).
+  // unknown types.
   explicit PostProcessor(const nlohmann::json& j);
 
   std::vector<int32_t> apply(std::vector<int32_t> ids) const;
 
  private:
+  // Adds one processor; later processors wrap the output of earlier ones.
   void load(const nlohmann::json& j);
+  void wrap(const std::vector<int32_t>& before, const std::vector<int32_t>& after);
   std::vector<int32_t> prefix_;
   std::vector<int32_t> suffix_;
 };

@@ -8,7 +8,6 @@
 namespace nativelm::chat::jinja {
 namespace {
 
-using Method = Value (*)(Interpreter&, const Value& self, CallArgs& args);
 
 std::string arg_string(const Value& v, const char* fn) {
   if (!v.is_string()) fail("{}() argument must be str, not {}", fn, v.type_name());

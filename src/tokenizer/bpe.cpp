@@ -47,18 +47,6 @@ Bpe::Bpe(const nlohmann::json& model) {
   load_merges(model.at("merges"));
 }
 
-Bpe::Bpe(const Bpe& other)
-    : vocab_(other.vocab_),
-      id_to_token_(other.id_to_token_),
-      merges_(other.merges_),
-      unk_id_(other.unk_id_),
-      continuing_subword_prefix_(other.continuing_subword_prefix_),
-      end_of_word_suffix_(other.end_of_word_suffix_),
-      fuse_unk_(other.fuse_unk_),
-      byte_fallback_(other.byte_fallback_),
-      ignore_merges_(other.ignore_merges_),
-      byte_ids_(other.byte_ids_) {}
-
 void Bpe::load_merges(const nlohmann::json& merges) {
   merges_.reserve(merges.size());
   int32_t rank = 0;

@@ -25,7 +25,6 @@ class Bpe {
  public:
   // `model` is the "model" object of tokenizer.json (type BPE).
   explicit Bpe(const nlohmann::json& model);
-  Bpe(const Bpe& other);
 
   // Appends the ids of one piece to `out`.
   void tokenize(std::string_view piece, std::vector<int32_t>& out) const;

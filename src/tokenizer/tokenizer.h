@@ -47,8 +47,8 @@ class Tokenizer {
 
  private:
   struct Impl;
-  explicit Tokenizer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Tokenizer(std::shared_ptr<const Impl> impl);
+  std::shared_ptr<const Impl> impl_;  // immutable once built, so copies share it
 };
 
 // Incremental detokenizer for streaming, one per request. The concatenation of

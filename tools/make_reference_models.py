@@ -35,6 +35,8 @@ def rope(theta, **scaling):
     return params
 
 
+# head_dim 16 and theta 1e4: pair 0 keeps its frequency, pairs 1-2 are smoothed,
+# the rest divided by factor (original_max_position_embeddings=64).
 LLAMA3_ROPE = rope(10000.0, rope_type="llama3", factor=8.0, low_freq_factor=1.0,
                    high_freq_factor=4.0, original_max_position_embeddings=64)
 # head_dim 32 and theta 5e5 put one frequency pair in each llama3 band
@@ -54,11 +56,11 @@ SPECS = {
         about="Qwen3, tied embeddings, q_norm/k_norm, GQA 4:2, head_dim 32 != 64/4"),
     "llama3_gqa4_untied": dict(
         arch="Llama", save_dtype=torch.float32,
-        config=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                    num_attention_heads=8, num_key_value_heads=2,
+        config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                    num_attention_heads=8, num_key_value_heads=2, head_dim=16,
                     tie_word_embeddings=False, rope_parameters=LLAMA3_ROPE),
         about="Llama, llama3 rope scaling (factor 8, low 1, high 4, original 64), "
-              "GQA 8:2, untied lm_head"),
+              "GQA 8:2, head_dim 16 != 64/8, untied lm_head"),
     "qwen2_bias_mqa": dict(
         arch="Qwen2", save_dtype=torch.float32, random_bias=True,
         config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -85,8 +87,8 @@ SPECS = {
         about="Llama saved in float16, tied embeddings, GQA 4:2"),
     "llama_classic_config": dict(
         arch="Llama", save_dtype=torch.float32, classic=True,
-        config=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                    num_attention_heads=4, num_key_value_heads=2,
+        config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, head_dim=32,
                     tie_word_embeddings=False, rope_parameters=LLAMA3_CLASSIC_ROPE),
         about="Llama with config.json in the classic Hub form (rope_theta, "
               "rope_scaling dict with llama3 scaling, torch_dtype)"),

@@ -3,6 +3,8 @@
 #include "backend/cpu/cpu_backend.h"
 #include "util/error.h"
 
+#include <fstream>
+
 namespace nativelm {
 
 #ifdef NATIVELM_HAVE_CUDA
@@ -10,6 +12,16 @@ namespace cuda {
 std::string unavailable_reason();
 }
 #endif
+
+int64_t Backend::available_memory() const {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (meminfo >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
 
 std::unique_ptr<Backend> make_backend(const std::string& device) {
   if (device == "cpu") return std::make_unique<CpuBackend>();

@@ -52,6 +52,8 @@ class Backend {
   virtual void copy_from_host(const void* src, Tensor& dst) = 0;
   // Waits until all queued work has finished (no-op on synchronous backends).
   virtual void synchronize() {}
+  // Bytes the backend could still allocate (host: MemAvailable); sizes the KV pool.
+  virtual int64_t available_memory() const;
 
   // --- ops ---
   // out[n, d] = table[ids[i], :] for n host ids.

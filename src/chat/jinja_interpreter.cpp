@@ -27,7 +27,15 @@ void Interpreter::emit(std::string& out, std::string_view text) const {
 
 std::string Interpreter::render(const Body& body) {
   std::string out;
-  if (exec(body, out) != Flow::Normal) fail("'break' or 'continue' outside of a loop");
+  try {
+    if (exec(body, out) != Flow::Normal) fail("'break' or 'continue' outside of a loop");
+  } catch (const Error& e) {
+    fail("chat template error at line {}: {}", line_, e.what());
+  } catch (const std::bad_alloc&) {
+    fail("chat template error at line {}: out of memory", line_);
+  } catch (const std::logic_error& e) {  // e.g. std::out_of_range from a number conversion
+    fail("chat template error at line {}: {}", line_, e.what());
+  }
   return out;
 }
 
@@ -48,6 +56,7 @@ Interpreter::Flow Interpreter::exec(const Body& body, std::string& out) {
 
 Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, std::string& out) {
   step();
+  line_ = s.line;
   switch (s.kind) {
     case Stmt::Kind::Text: emit(out, s.text); return Flow::Normal;
     case Stmt::Kind::Output: {

@@ -79,6 +79,7 @@ class Interpreter {
   Value filter_input_;
   int64_t steps_ = 0;
   int call_depth_ = 0;
+  int line_ = 0;  // of the statement being run, for error messages
 };
 
 // Python semantics for the binary operators (+ - * / // % ** ~ and comparisons).

@@ -80,7 +80,7 @@ Value format_method(Interpreter& in, const Value& self, CallArgs& args) {
       continue;
     }
     size_t close = f.find('}', i);
-    if (close == std::string::npos) fail("Single '{' encountered in format string");
+    if (close == std::string::npos) fail("Single '{{' encountered in format string");
     std::string field = f.substr(i + 1, close - i - 1);
     const Value* v = nullptr;
     if (field.empty() || std::isdigit(static_cast<unsigned char>(field[0]))) {

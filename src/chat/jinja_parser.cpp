@@ -635,7 +635,8 @@ class Parser {
     std::string n = expect_name();
     while (is_op(".") && peek().type == T::Name) {
       advance();
-      n += "." + expect_name();
+      n += '.';
+      n += expect_name();
     }
     return n;
   }

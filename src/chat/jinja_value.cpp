@@ -95,17 +95,26 @@ std::string format_float(double f) {
   if (exp >= -5 + 1 && exp < 16) {
     if (exp >= 0) {
       if (static_cast<int>(digits.size()) <= exp + 1) {
-        out += digits + std::string(static_cast<size_t>(exp + 1) - digits.size(), '0') + ".0";
+        out += digits;
+        out.append(static_cast<size_t>(exp + 1) - digits.size(), '0');
+        out += ".0";
       } else {
-        out += digits.substr(0, static_cast<size_t>(exp + 1)) + "." + digits.substr(static_cast<size_t>(exp + 1));
+        out.append(digits, 0, static_cast<size_t>(exp + 1));
+        out += '.';
+        out.append(digits, static_cast<size_t>(exp + 1));
       }
     } else {
-      out += "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
+      out += "0.";
+      out.append(static_cast<size_t>(-exp - 1), '0');
+      out += digits;
     }
     return out;
   }
   out += digits.substr(0, 1);
-  if (digits.size() > 1) out += "." + digits.substr(1);
+  if (digits.size() > 1) {
+    out += '.';
+    out.append(digits, 1);
+  }
   out += fmt::format("e{}{:02d}", exp < 0 ? '-' : '+', std::abs(exp));
   return out;
 }

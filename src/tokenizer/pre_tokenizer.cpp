@@ -76,7 +76,7 @@ class ByteLevel : public PreTokenizer {
   }
   void apply(std::vector<Piece>& pieces) const override {
     for (auto& piece : pieces) {
-      if (add_prefix_space_ && !piece.text.empty() && piece.text[0] != ' ') piece.text.insert(0, " ");
+      if (add_prefix_space_ && !piece.text.empty() && piece.text[0] != ' ') piece.text = " " + piece.text;
     }
     if (regex_) {
       refine(pieces, [&](const std::string& text) {
@@ -103,7 +103,7 @@ class Metaspace : public PreTokenizer {
       std::string text;
       for (char c : piece.text) c == ' ' ? text += replacement_ : text += c;
       bool wants_prefix = scheme_ == PrependScheme::Always || (scheme_ == PrependScheme::First && piece.at_start);
-      if (wants_prefix && !text.empty() && !text.starts_with(replacement_)) text.insert(0, replacement_);
+      if (wants_prefix && !text.empty() && !text.starts_with(replacement_)) text = replacement_ + text;
       piece.text = std::move(text);
     }
     if (!split_) return;

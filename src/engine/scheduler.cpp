@@ -1,0 +1,288 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "engine/stop_checker.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace nativelm {
+
+struct Scheduler::Running {
+  RequestInput input;
+  std::shared_ptr<RequestStream> stream;
+  std::vector<int32_t> context;  // prompt, then generated tokens
+  size_t prompt_len = 0;
+  SeqKv kv;
+  Sampler sampler;
+  StopChecker stops;
+  DecodeStream detok;
+  std::vector<int32_t> stop_ids;
+  bool done = false;
+
+  Running(RequestInput in, std::shared_ptr<RequestStream> s, const Tokenizer& tok,
+          const std::vector<int32_t>& eos)
+      : input(std::move(in)), stream(std::move(s)), context(input.prompt), prompt_len(input.prompt.size()),
+        sampler(input.params), stops(input.params.stop),
+        detok(tok, input.skip_special_tokens, input.prompt), stop_ids(input.params.stop_token_ids) {
+    if (!input.params.ignore_eos) stop_ids.insert(stop_ids.end(), eos.begin(), eos.end());
+  }
+  std::span<const int32_t> output() const {
+    return std::span(context).subspan(prompt_len);
+  }
+  int64_t pending() const { return static_cast<int64_t>(context.size()) - kv.kv_len; }
+};
+
+namespace {
+
+int64_t pool_tokens(LoadedModel& m, const SchedulerOptions& o, int64_t bytes_per_token) {
+  const int64_t context = m.config.max_position_embeddings;
+  if (o.max_total_tokens > 0) return o.max_total_tokens;
+  const int64_t by_memory =
+      static_cast<int64_t>(o.mem_fraction_static * static_cast<double>(m.backend->available_memory())) /
+      bytes_per_token;
+  // More than every running request at full context would be wasted memory.
+  return std::min(by_memory, context * o.max_running_requests);
+}
+
+}  // namespace
+
+Scheduler::Scheduler(LoadedModel& model, const SchedulerOptions& options) : model_(model), options_(options) {
+  KvPoolShape shape{model.config.num_layers, model.config.kv_dim(), model.model->kv_dtype(), options.page_size, 0};
+  const int64_t tokens = pool_tokens(model, options, shape.bytes_per_token());
+  if (tokens < options.page_size) fail("not enough memory for the KV cache ({} tokens fit)", tokens);
+  shape.num_pages = static_cast<int32_t>(std::min<int64_t>(tokens / options.page_size, std::numeric_limits<int32_t>::max()));
+  pool_ = std::make_unique<KvPool>(*model.backend, shape);
+  runner_ = std::make_unique<ModelRunner>(*model.model, *pool_);
+  stats_.kv_pages_total = stats_.kv_pages_free = shape.num_pages;
+  stats_.max_total_tokens = pool_->max_total_tokens();
+  const double gb = static_cast<double>(shape.bytes_per_token()) * pool_->max_total_tokens() / 1e9;
+  log::info("KV cache is allocated. max_total_num_tokens={}, page_size={}, K+V size: {:.2f} GB ({})",
+            pool_->max_total_tokens(), shape.page_size, gb, dtype_name(shape.dtype));
+  log::info("max_running_requests={}, chunked_prefill_size={}, context_length={}", options.max_running_requests,
+            options.chunked_prefill_size, model.config.max_position_embeddings);
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() { shutdown(); }
+
+std::shared_ptr<RequestStream> Scheduler::submit(RequestInput input) {
+  input.params.validate();
+  const auto& c = model_.config;
+  if (input.prompt.empty()) fail("the prompt is empty");
+  for (int32_t t : input.prompt)
+    if (t < 0 || t >= c.vocab_size) fail("token id {} is outside the vocabulary (0..{})", t, c.vocab_size - 1);
+  const int64_t need = static_cast<int64_t>(input.prompt.size()) + input.params.max_new_tokens;
+  if (need > c.max_position_embeddings)
+    fail("the prompt has {} tokens and max_tokens is {}: together {} exceed the model's context length of {}",
+         input.prompt.size(), input.params.max_new_tokens, need, c.max_position_embeddings);
+  if (need > pool_->max_total_tokens())
+    fail("the request needs {} tokens of KV cache but the whole pool holds {}", need, pool_->max_total_tokens());
+  auto stream = std::make_shared<RequestStream>(next_id_++);
+  auto r = std::make_unique<Running>(std::move(input), stream, *model_.tokenizer, model_.eos_token_ids());
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_) fail("the server is shutting down");
+    incoming_.push_back(std::move(r));
+    ++stats_.waiting;
+  }
+  wake_.notify_one();
+  return stream;
+}
+
+void Scheduler::shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void Scheduler::take_incoming(bool block) {
+  std::unique_lock lock(mutex_);
+  if (block) wake_.wait(lock, [&] { return stop_ || !incoming_.empty(); });
+  while (!incoming_.empty()) {
+    waiting_.push_back(std::move(incoming_.front()));
+    incoming_.pop_front();
+  }
+}
+
+void Scheduler::finish(Running& r, std::string reason, std::optional<int32_t> stop_token) {
+  RequestUpdate u;
+  u.matched_stop_token = stop_token;
+  if (reason != "abort") {
+    // A stop string may also complete in the detokenizer's last bytes.
+    std::string tail = r.stops.matched() ? "" : r.stops.feed(r.detok.flush());
+    if (r.stops.matched()) {
+      reason = "stop";
+      u.matched_stop = r.stops.matched();
+    }
+    u.text = tail + r.stops.flush();
+  }
+  u.finished = true;
+  u.finish_reason = std::move(reason);
+  u.prompt_tokens = static_cast<int64_t>(r.prompt_len);
+  u.completion_tokens = static_cast<int64_t>(r.output().size());
+  r.stream->push(std::move(u));
+  runner_->release(r.kv);
+  r.done = true;
+  std::lock_guard lock(mutex_);
+  ++stats_.requests_finished;
+  stats_.prompt_tokens += static_cast<int64_t>(r.prompt_len);
+  stats_.generated_tokens += static_cast<int64_t>(r.output().size());
+}
+
+void Scheduler::drop_cancelled() {
+  for (auto& r : running_)
+    if (r->stream->cancelled()) finish(*r, "abort");
+  for (auto& r : waiting_)
+    if (r->stream->cancelled()) finish(*r, "abort");
+  std::erase_if(running_, [](const auto& r) { return r->done; });
+  std::erase_if(waiting_, [](const auto& r) { return r->done; });
+}
+
+// Admits waiting requests in order while their prompts fit next to one free
+// page of decode headroom for each request already running.
+void Scheduler::admit() {
+  while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < options_.max_running_requests) {
+    Running& r = *waiting_.front();
+    const int64_t need = runner_->pages_needed(r.kv, static_cast<int32_t>(r.pending()));
+    if (need + static_cast<int64_t>(running_.size()) > pool_->free_pages() && !running_.empty()) break;
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+}
+
+void Scheduler::make_room(std::vector<Running*>& batch, std::vector<std::vector<int32_t>>& tokens) {
+  auto needed = [&] {
+    int64_t n = 0;
+    for (size_t i = 0; i < batch.size(); ++i)
+      n += runner_->pages_needed(batch[i]->kv, static_cast<int32_t>(tokens[i].size()));
+    return n;
+  };
+  while (needed() > pool_->free_pages() && running_.size() > 1) {
+    // Retract the newest request: its pages go back, it waits at the front of
+    // the queue and recomputes its KV (prompt and output so far) later.
+    std::unique_ptr<Running> victim = std::move(running_.back());
+    running_.pop_back();
+    runner_->release(victim->kv);
+    for (size_t i = 0; i < batch.size(); ++i)
+      if (batch[i] == victim.get()) {
+        batch.erase(batch.begin() + static_cast<std::ptrdiff_t>(i));
+        tokens.erase(tokens.begin() + static_cast<std::ptrdiff_t>(i));
+        break;
+      }
+    log::warn("KV cache full: request {} retracted and queued again", victim->stream->id());
+    waiting_.push_front(std::move(victim));
+  }
+}
+
+void Scheduler::handle_logits(Running& r, std::span<float> logits) {
+  const SamplingParams& p = r.input.params;
+  const int32_t vocab = static_cast<int32_t>(logits.size());
+  for (auto [token, bias] : r.input.logit_bias)
+    if (token >= 0 && token < vocab) logits[token] += bias;
+  if (static_cast<int32_t>(r.output().size()) < p.min_new_tokens)
+    for (int32_t id : r.stop_ids)
+      if (id >= 0 && id < vocab) logits[id] = -std::numeric_limits<float>::infinity();
+  std::vector<float> raw;
+  if (r.input.logprobs >= 0) raw.assign(logits.begin(), logits.end());
+  const int32_t token = r.sampler.sample(logits, std::span(r.context).first(r.prompt_len), r.output());
+
+  TokenOutput out{token, 0.0f, {}};
+  if (!raw.empty()) {
+    const float top = *std::max_element(raw.begin(), raw.end());
+    double sum = 0;
+    for (float v : raw) sum += std::exp(static_cast<double>(v - top));
+    const float log_z = top + static_cast<float>(std::log(sum));
+    out.logprob = raw[token] - log_z;
+    std::vector<int32_t> idx(raw.size());
+    for (int32_t i = 0; i < vocab; ++i) idx[i] = i;
+    const size_t k = std::min<size_t>(static_cast<size_t>(r.input.logprobs), idx.size());
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) { return raw[a] > raw[b]; });
+    for (size_t i = 0; i < k; ++i) out.top.emplace_back(idx[i], raw[idx[i]] - log_z);
+  }
+
+  RequestUpdate u;
+  if (std::find(r.stop_ids.begin(), r.stop_ids.end(), token) != r.stop_ids.end()) {
+    finish(r, "stop", token);
+    return;
+  }
+  r.context.push_back(token);
+  u.tokens.push_back(std::move(out));
+  u.text = r.stops.feed(r.detok.step(token));
+  r.stream->push(std::move(u));
+  if (r.stops.matched()) finish(r, "stop");
+  else if (static_cast<int32_t>(r.output().size()) >= p.max_new_tokens) finish(r, "length");
+}
+
+void Scheduler::run_step() {
+  std::vector<Running*> batch;
+  std::vector<std::vector<int32_t>> tokens;
+  int64_t budget = options_.chunked_prefill_size;
+  for (auto& r : running_) {
+    const int64_t pending = r->pending();
+    const int64_t take = pending == 1 ? 1 : std::min(pending, budget);
+    if (take <= 0) continue;
+    if (pending > 1) budget -= take;
+    const auto begin = r->context.begin() + r->kv.kv_len;
+    batch.push_back(r.get());
+    tokens.emplace_back(begin, begin + take);
+  }
+  make_room(batch, tokens);
+  if (batch.empty()) return;
+  std::vector<SeqKv*> kvs;
+  for (Running* r : batch) kvs.push_back(&r->kv);
+  std::vector<float> logits;
+  try {
+    runner_->step(kvs, tokens, logits);
+  } catch (const Error& e) {
+    // Should not happen after make_room; fail these requests, keep serving.
+    log::error("forward step failed: {}", e.what());
+    for (Running* r : batch) {
+      RequestUpdate u;
+      u.error = e.what();
+      r->stream->push(std::move(u));
+      finish(*r, "abort");
+    }
+    std::erase_if(running_, [](const auto& r) { return r->done; });
+    return;
+  }
+  const int64_t vocab = model_.config.vocab_size;
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (batch[i]->pending() == 0)  // the whole context is cached: its logits predict the next token
+      handle_logits(*batch[i], std::span(logits).subspan(i * vocab, vocab));
+  std::erase_if(running_, [](const auto& r) { return r->done; });
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    take_incoming(running_.empty() && waiting_.empty());
+    if (stop_) break;
+    drop_cancelled();
+    admit();
+    run_step();
+    std::lock_guard lock(mutex_);
+    stats_.running = static_cast<int64_t>(running_.size());
+    stats_.waiting = static_cast<int64_t>(waiting_.size() + incoming_.size());
+    stats_.kv_pages_free = pool_->free_pages();
+  }
+  take_incoming(false);
+  for (auto& r : running_) finish(*r, "abort");
+  for (auto& r : waiting_) finish(*r, "abort");
+  running_.clear();
+  waiting_.clear();
+  std::lock_guard lock(mutex_);
+  stats_.running = stats_.waiting = 0;
+  stats_.kv_pages_free = pool_->free_pages();
+}
+
+}  // namespace nativelm

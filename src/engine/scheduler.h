@@ -1,0 +1,79 @@
+#pragma once
+// Continuous batching: one thread owns the model and the KV pool and, every
+// step, admits waiting requests, runs one forward over all running requests
+// (chunked prefill and decode mixed), samples, and streams updates back.
+#include <atomic>
+#include <condition_variable>
+#include <span>
+#include <string>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "engine/kv_pool.h"
+#include "engine/loaded_model.h"
+#include "engine/model_runner.h"
+#include "engine/request.h"
+
+namespace nativelm {
+
+struct SchedulerOptions {
+  int32_t max_running_requests = 64;
+  int32_t chunked_prefill_size = 2048;  // prompt tokens per step at most
+  int64_t max_total_tokens = 0;         // KV capacity; 0: derive from mem_fraction_static
+  double mem_fraction_static = 0.5;     // of free memory, for the KV pool
+  int32_t page_size = 16;
+};
+
+struct SchedulerStats {
+  int64_t running = 0, waiting = 0;
+  int64_t kv_pages_total = 0, kv_pages_free = 0, max_total_tokens = 0;
+  int64_t requests_finished = 0, prompt_tokens = 0, generated_tokens = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(LoadedModel& model, const SchedulerOptions& options);
+  ~Scheduler();  // aborts what is still running and joins the thread
+
+  // Validates and queues a request. Throws nativelm::Error (a client error)
+  // when the prompt is empty, a token id is out of range, or prompt +
+  // max_new_tokens exceeds the context length or the whole KV pool.
+  std::shared_ptr<RequestStream> submit(RequestInput input);
+  // Aborts every request (graceful shutdown) and stops the thread.
+  void shutdown();
+  SchedulerStats stats() const;
+  LoadedModel& model() { return model_; }
+
+ private:
+  struct Running;
+  void loop();
+  void take_incoming(bool block);
+  void drop_cancelled();
+  void admit();
+  // Pages the next step needs; retracts the newest requests until it fits.
+  void make_room(std::vector<Running*>& batch, std::vector<std::vector<int32_t>>& tokens);
+  void run_step();
+  void finish(Running& r, std::string reason, std::optional<int32_t> stop_token = {});
+  void handle_logits(Running& r, std::span<float> logits);
+
+  LoadedModel& model_;
+  SchedulerOptions options_;
+  std::unique_ptr<KvPool> pool_;
+  std::unique_ptr<ModelRunner> runner_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::unique_ptr<Running>> incoming_;  // guarded by mutex_
+  std::deque<std::unique_ptr<Running>> waiting_;   // scheduler thread only
+  std::vector<std::unique_ptr<Running>> running_;  // scheduler thread only
+  SchedulerStats stats_;                            // guarded by mutex_
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> next_id_{1};
+  std::thread thread_;
+};
+
+}  // namespace nativelm

@@ -14,9 +14,11 @@ namespace {
   fail("unsupported operand type(s) for {}: '{}' and '{}'", op, a.type_name(), b.type_name());
 }
 
-int64_t checked(bool overflow, int64_t v) {
-  if (overflow) fail("integer overflow");
-  return v;
+template <typename Op>
+int64_t checked(Op op, int64_t x, int64_t y) {
+  int64_t r = 0;
+  if (op(x, y, &r)) fail("integer overflow");
+  return r;
 }
 
 Value arithmetic(const std::string& op, const Value& a, const Value& b) {
@@ -38,10 +40,10 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     if (m != 0 && ((m < 0) != (y < 0))) m += y;
     return Value(m);
   }
-  int64_t x = a.to_int(), y = b.to_int(), r = 0;
-  if (op == "+") return Value(checked(__builtin_add_overflow(x, y, &r), r));
-  if (op == "-") return Value(checked(__builtin_sub_overflow(x, y, &r), r));
-  if (op == "*") return Value(checked(__builtin_mul_overflow(x, y, &r), r));
+  int64_t x = a.to_int(), y = b.to_int();
+  if (op == "+") return Value(checked([](int64_t p, int64_t q, int64_t* r) { return __builtin_add_overflow(p, q, r); }, x, y));
+  if (op == "-") return Value(checked([](int64_t p, int64_t q, int64_t* r) { return __builtin_sub_overflow(p, q, r); }, x, y));
+  if (op == "*") return Value(checked([](int64_t p, int64_t q, int64_t* r) { return __builtin_mul_overflow(p, q, r); }, x, y));
   if (op == "**") {
     if (y < 0) return Value(std::pow(static_cast<double>(x), static_cast<double>(y)));
     if (x == -1) return Value(y % 2 ? int64_t{-1} : int64_t{1});

@@ -9,7 +9,7 @@
 namespace nativelm::chat::jinja {
 namespace {
 
-const Value& other(const CallArgs& a, const char* test) {
+Value other(const CallArgs& a, const char* test) {
   Params p(a, test, {"other"});
   return p.get(0);
 }
@@ -41,7 +41,7 @@ bool t_in(Interpreter& in, const Value& v, CallArgs& a) {
   return binary_op(in, "in", v, other(a, "in")).as_bool();
 }
 bool t_sameas(Interpreter&, const Value& v, CallArgs& a) {
-  const Value& o = other(a, "sameas");
+  Value o = other(a, "sameas");
   if (v.kind() != o.kind()) return false;
   if (v.is_none() || v.is_undefined()) return true;
   if (v.is_bool()) return v.as_bool() == o.as_bool();

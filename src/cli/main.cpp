@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   nativelm::cli::register_generate(app);
   nativelm::cli::register_bench_one_batch(app);
   nativelm::cli::register_chat_template(app);
+  nativelm::cli::register_serve(app);
+  nativelm::cli::register_bench_serving(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -63,7 +63,9 @@ Transformer::~Transformer() {
 }
 
 DType Transformer::kv_dtype() const {
-  return config_.dtype == DType::F32 ? DType::F32 : DType::BF16;
+  // As transformers and SGLang do, a bf16 model keeps its KV cache in bf16
+  // (half the attention traffic); f16 has too little range to be safe there.
+  return config_.dtype == DType::BF16 ? DType::BF16 : DType::F32;
 }
 
 Tensor Transformer::weight(const io::WeightStore& store, const std::string& name,

@@ -22,7 +22,8 @@ class Transformer {
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return backend_; }
-  // The dtype the KV cache is kept in: f32 for f32 checkpoints, else bf16.
+  // The KV cache dtype to use unless told otherwise: bf16 for bf16
+  // checkpoints, else f32.
   DType kv_dtype() const;
 
   // Runs the batch, writing its K/V into `kv`, and fills `logits`

@@ -9,9 +9,6 @@
 namespace nativelm {
 namespace {
 
-// Rust's definition of a word character for single_word tokens.
-bool is_word_char(char32_t c) { return c == '_' || utf8::is_alphanumeric(c); }
-
 char32_t last_char(std::string_view s) {
   size_t pos = s.size();
   while (pos > 0 && (static_cast<unsigned char>(s[pos - 1]) & 0xC0) == 0x80) --pos;
@@ -74,10 +71,10 @@ AddedVocabulary::AddedVocabulary(const nlohmann::json& added_tokens, const Norma
     tokens_.push_back(std::move(t));
   }
   for (size_t i = 0; i < tokens_.size(); ++i) {
-    const auto& t = tokens_[i];
+    auto& t = tokens_[i];
+    t.surface = t.normalized && normalizer ? normalizer->normalize(t.content) : t.content;
     if (t.normalized) {
-      std::string key = normalizer ? normalizer->normalize(t.content) : t.content;
-      if (!key.empty()) normalized_trie_.insert(key, static_cast<int32_t>(i));
+      if (!t.surface.empty()) normalized_trie_.insert(t.surface, static_cast<int32_t>(i));
     } else {
       raw_trie_.insert(t.content, static_cast<int32_t>(i));
     }
@@ -120,8 +117,8 @@ std::vector<Span> AddedVocabulary::split_one(const Trie& trie, const Span& span)
     size_t start = i, stop = best_end;
     i = best_end;  // a rejected match still consumes its text, as with aho-corasick's find_iter
     if (t.single_word) {
-      bool word_before = start > 0 && is_word_char(last_char(std::string_view(s).substr(0, start)));
-      bool word_after = stop < s.size() && is_word_char(first_char(std::string_view(s).substr(stop)));
+      bool word_before = start > 0 && utf8::is_word_char(last_char(std::string_view(s).substr(0, start)));
+      bool word_after = stop < s.size() && utf8::is_word_char(first_char(std::string_view(s).substr(stop)));
       if (word_before || word_after) continue;
     }
     if (t.lstrip) start = std::max(skip_whitespace_back(s, start), emitted);
@@ -155,7 +152,10 @@ std::vector<Span> AddedVocabulary::split_and_normalize(std::string_view text, co
   split(raw_trie_, spans);
   if (normalizer) {
     for (auto& span : spans) {
-      if (!span.id) span.text = normalizer->normalize(std::move(span.text));
+      if (span.id) continue;
+      size_t lead = span.at_start ? utf8::char_len(static_cast<unsigned char>(span.text[0])) : 0;
+      span.text = normalizer->normalize(std::move(span.text), lead);
+      span.at_start = lead > 0;
     }
   }
   split(normalized_trie_, spans);

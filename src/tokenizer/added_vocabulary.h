@@ -21,6 +21,9 @@ class Normalizer;
 struct AddedToken {
   int32_t id = 0;
   std::string content;
+  // What id_to_token and decode show: for a normalized token, Hugging Face
+  // keeps the normalized content (the same text it matches against).
+  std::string surface;
   bool single_word = false;
   bool lstrip = false;
   bool rstrip = false;

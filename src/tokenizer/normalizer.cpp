@@ -16,7 +16,19 @@ namespace {
 class UnicodeForm : public Normalizer {
  public:
   explicit UnicodeForm(int options) : options_(options) {}
-  std::string normalize(std::string text) const override {
+  std::string normalize(std::string text, size_t& lead) const override {
+    std::string result = map(text);
+    if (lead > 0) {
+      // The leading character's own image, unless composition merged it with
+      // its neighbour; the merged character still stems from it.
+      std::string image = map(text.substr(0, lead));
+      lead = result.starts_with(image) ? image.size() : result.empty() ? 0 : utf8::char_len(static_cast<unsigned char>(result[0]));
+    }
+    return result;
+  }
+
+ private:
+  std::string map(const std::string& text) const {
     if (text.empty()) return text;
     utf8proc_uint8_t* out = nullptr;
     auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
@@ -27,8 +39,6 @@ class UnicodeForm : public Normalizer {
     std::free(out);
     return result;
   }
-
- private:
   int options_;
 };
 
@@ -36,7 +46,11 @@ class Prepend : public Normalizer {
  public:
   explicit Prepend(std::string prefix) : prefix_(std::move(prefix)) {}
   // Hugging Face cannot attach a prefix to an empty string, so it leaves it empty.
-  std::string normalize(std::string text) const override { return text.empty() ? text : prefix_ + text; }
+  std::string normalize(std::string text, size_t& lead) const override {
+    if (text.empty()) return text;
+    if (lead > 0) lead += prefix_.size();  // the prefix is aligned with the first character
+    return prefix_ + text;
+  }
 
  private:
   std::string prefix_;
@@ -45,7 +59,19 @@ class Prepend : public Normalizer {
 class Replace : public Normalizer {
  public:
   Replace(Pattern pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  std::string normalize(std::string text) const override { return pattern_.replace_all(text, content_); }
+  std::string normalize(std::string text, size_t& lead) const override {
+    auto matches = pattern_.find_all(text);
+    // Replacements inherit the alignment of what they replace.
+    size_t new_lead = 0, prev = 0;
+    for (auto [begin, end] : matches) {
+      if (begin >= lead) break;
+      new_lead += begin - prev + content_.size();
+      prev = end;
+    }
+    if (prev < lead) new_lead += lead - prev;
+    lead = new_lead;
+    return pattern_.replace_all(text, content_);
+  }
 
  private:
   Pattern pattern_;
@@ -55,7 +81,7 @@ class Replace : public Normalizer {
 class Strip : public Normalizer {
  public:
   Strip(bool left, bool right) : left_(left), right_(right) {}
-  std::string normalize(std::string text) const override {
+  std::string normalize(std::string text, size_t& lead) const override {
     size_t begin = 0, end = text.size();
     if (left_) {
       for (size_t pos = 0; pos < text.size();) {
@@ -70,6 +96,7 @@ class Strip : public Normalizer {
       }
       end = last_non_space;
     }
+    lead = lead > begin ? lead - begin : 0;
     return text.substr(begin, end - begin);
   }
 
@@ -80,8 +107,8 @@ class Strip : public Normalizer {
 class Sequence : public Normalizer {
  public:
   explicit Sequence(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
-  std::string normalize(std::string text) const override {
-    for (const auto& step : steps_) text = step->normalize(std::move(text));
+  std::string normalize(std::string text, size_t& lead) const override {
+    for (const auto& step : steps_) text = step->normalize(std::move(text), lead);
     return text;
   }
 

@@ -19,7 +19,7 @@ std::string onig_to_pcre2(const std::string& pattern) {
     if (c == '\\' && i + 1 < pattern.size()) {
       char n = pattern[++i];
       if (n == 's') {
-        out += in_class ? "\\s" : "\\s";
+        out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
       } else if (n == 'S' && !in_class) {
         out += "[^\\s\\x{85}]";
       } else {

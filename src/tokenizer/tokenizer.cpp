@@ -72,7 +72,7 @@ Tokenizer::Impl::Impl(const nlohmann::json& j) {
 }
 
 const std::string* Tokenizer::Impl::token_of(int32_t id) const {
-  if (const AddedToken* t = added.find(id)) return &t->content;
+  if (const AddedToken* t = added.find(id)) return &t->surface;
   return model->id_to_token(id);
 }
 

@@ -34,8 +34,11 @@ bool ends_incomplete(std::string_view s);
 // Rust's char::is_whitespace (the Unicode White_Space property).
 bool is_whitespace(char32_t c);
 
-// Rust's char::is_alphanumeric / char::is_numeric, for word boundaries and Digits.
-bool is_alphanumeric(char32_t c);
+// Rust's char::is_numeric, for the Digits pre-tokenizer.
 bool is_numeric(char32_t c);
+
+// The Unicode \w of Rust's regex crate (Alphabetic, marks, decimal digits,
+// connector punctuation, joiners), which decides single_word boundaries.
+bool is_word_char(char32_t c);
 
 }  // namespace nativelm::utf8

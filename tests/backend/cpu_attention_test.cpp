@@ -185,7 +185,7 @@ TEST_P(AttentionTest, RejectsBadBatches) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllLevels, AttentionTest,
-    testing::Combine(testing::ValuesIn(runnable_isas()), testing::Values(DType::F32, DType::BF16)),
+    testing::Combine(testing::ValuesIn(runnable_isas()), testing::Values(DType::F32, DType::BF16, DType::F16)),
     [](const testing::TestParamInfo<Param>& info) {
       return std::string(cpu::isa_name(std::get<0>(info.param))) + "_" +
              std::string(dtype_name(std::get<1>(info.param)));

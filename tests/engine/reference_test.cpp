@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "backend/backend.h"
 #include "engine/generator.h"
@@ -39,11 +40,11 @@ struct Checkpoint {
   std::unique_ptr<ModelRunner> runner;
 
   // page_size is small so that prompts span several pages.
-  explicit Checkpoint(const fs::path& dir, int32_t page_size = 4) {
+  explicit Checkpoint(const fs::path& dir, std::optional<DType> kv_dtype = {}, int32_t page_size = 4) {
     config = load_model_config(dir);
     weights = std::make_unique<io::WeightStore>(dir);
     model = std::make_unique<Transformer>(config, *weights, *backend);
-    KvPoolShape shape{config.num_layers, config.kv_dim(), model->kv_dtype(), page_size, 64};
+    KvPoolShape shape{config.num_layers, config.kv_dim(), kv_dtype.value_or(model->kv_dtype()), page_size, 64};
     pool = std::make_unique<KvPool>(*backend, shape);
     runner = std::make_unique<ModelRunner>(*model, *pool);
   }
@@ -51,11 +52,12 @@ struct Checkpoint {
 
 class ReferenceModels : public ::testing::TestWithParam<fs::path> {};
 
-// Logits within 1e-4 relative to the logit scale (f32 math both sides; the
-// order of float additions differs), greedy tokens exactly.
+// Logits within 1e-4 relative to the logit scale (f32 math and an f32 KV
+// cache on both sides; only the order of float additions differs), greedy
+// tokens exactly. The references upcast half-precision weights to f32.
 TEST_P(ReferenceModels, LogitsAndGreedyTokensMatchTransformers) {
   const fs::path dir = GetParam();
-  Checkpoint ck(dir);
+  Checkpoint ck(dir, DType::F32);
   const json ref = io::read_json_file(dir / "reference.json");
   const json& cases = ref.contains("prompts") ? ref["prompts"] : ref;
   ASSERT_FALSE(cases.empty());
@@ -87,7 +89,8 @@ TEST_P(ReferenceModels, LogitsAndGreedyTokensMatchTransformers) {
   EXPECT_EQ(ck.pool->free_pages(), ck.pool->total_pages());
 }
 
-// Several prompts in one batch give what each gives alone.
+// Several prompts in one batch give what each gives alone, with the KV cache
+// in its default dtype (bf16 for bf16 checkpoints).
 TEST_P(ReferenceModels, BatchedPrefillAndDecodeMatchSingle) {
   const fs::path dir = GetParam();
   Checkpoint ck(dir);

@@ -69,7 +69,7 @@ TEST(Sampling, TopKTopPMinPNarrowTheChoice) {
   tp.top_p = 0.65f;  // 0.4 + 0.3 reaches it
   EXPECT_EQ(draw(tp), (std::set<int>{0, 1}));
   SamplingParams mp;
-  mp.min_p = 0.5f;  // keeps p >= 0.2
+  mp.min_p = 0.45f;  // keeps p >= 0.18
   EXPECT_EQ(draw(mp), (std::set<int>{0, 1, 2}));
   SamplingParams all;
   EXPECT_EQ(draw(all), (std::set<int>{0, 1, 2, 3}));

@@ -1,11 +1,10 @@
 // CpuBackend::attention: writes this step's K/V rows into the paged pools,
 // then causal grouped-query attention per sequence straight from the pages.
-// Work is split into tasks of (sequence, kv head, block of queries); a task
-// handles every query head that shares its kv head, so each cached K/V row is
-// read once per task and reused from L1 for the whole group.
+// Each kv head's cached K/V are converted once to f32 blocks (kernels.h:
+// pack_kv) and then every query head sharing that kv head attends to them
+// together, as small matrix products.
 #include <algorithm>
 #include <cstring>
-#include <limits>
 #include <vector>
 
 #include "backend/cpu/checks.h"
@@ -99,56 +98,117 @@ void store_row(const float* src, void* pool, DType dt, int64_t slot, int64_t wid
   }
 }
 
-struct Task {
-  int32_t seq, kv_head;
-  int64_t q0, q1;  // query rows of the sequence, relative to q_begin
-};
+// Sequences with at most this many query rows (decode) are one task per kv
+// head; longer ones (prefill) split their queries over the threads.
+constexpr int64_t kShortQueries = 4;
 
 struct Context {
   const Kernels& kern;
   const Shape& s;
   const Tensor &q, &k_pool, &v_pool;
   const AttentionBatch& batch;
-  const std::vector<std::vector<int32_t>>& slots;
   float scale;
   Tensor& out;
 };
 
-// One query head of one query row: scores, softmax, weighted sum of V.
-void attend_one(const Context& c, const float* qh, const int32_t* slots, int64_t visible,
-                int64_t kv_head, std::vector<float>& scores, float* dst) {
-  const int64_t hd = c.s.head_dim, width = c.s.kv_heads * hd;
-  const size_t esize = dtype_size(c.k_pool.dtype);
-  const char* kbase = static_cast<const char*>(c.k_pool.data) + kv_head * hd * esize;
-  const char* vbase = static_cast<const char*>(c.v_pool.data) + kv_head * hd * esize;
-  float max = -std::numeric_limits<float>::infinity();
-  for (int64_t p = 0; p < visible; ++p) {
-    scores[p] = c.kern.dot(qh, kbase + slots[p] * width * esize, c.k_pool.dtype, hd) * c.scale;
-    max = std::max(max, scores[p]);
-  }
-  const float inv = 1.0f / c.kern.exp_sum(scores.data(), visible, max);
-  std::fill(dst, dst + hd, 0.0f);
-  for (int64_t p = 0; p < visible; ++p)
-    c.kern.axpy(scores[p] * inv, vbase + slots[p] * width * esize, c.v_pool.dtype, dst, hd);
+// Per-thread buffers, grown on demand and kept between calls.
+struct Buffers {
+  std::vector<float> scratch;
+  std::vector<const float*> q;
+  std::vector<float*> out;
+  std::vector<int64_t> visible;
+};
+
+AttnSource source(const Context& c, const std::vector<int32_t>& slots, int64_t kv_len,
+                  int64_t kv_head) {
+  const int64_t es = static_cast<int64_t>(dtype_size(c.k_pool.dtype));
+  const int64_t offset = kv_head * c.s.head_dim * es;
+  return {static_cast<const char*>(c.k_pool.data) + offset,
+          static_cast<const char*>(c.v_pool.data) + offset,
+          c.k_pool.dtype,
+          c.k_pool.dim(1) * es,
+          slots.data(),
+          kv_len,
+          c.s.head_dim};
 }
 
-void run_task(const Context& c, const Task& t) {
-  const AttentionSeq& seq = c.batch.seqs[t.seq];
+size_t packed_floats(const Context& c, int64_t kv_len) {
+  const int64_t block = c.kern.attn_block;
+  return static_cast<size_t>(((kv_len + block - 1) / block * block + block) * c.s.head_dim);
+}
+
+// Attends query rows [i0, i1) of sequence `seq`, every query head of kv_head,
+// against kt / vf already packed for the sequence, or straight from src when
+// kt is null.
+void attend_rows(const Context& c, const AttentionSeq& seq, int64_t kv_head, int64_t i0,
+                 int64_t i1, const float* kt, const float* vf, Buffers& b,
+                 const AttnSource& src) {
   const int64_t hd = c.s.head_dim, group = c.s.heads / c.s.kv_heads;
-  thread_local std::vector<float> scores, qcopy;
-  scores.resize(static_cast<size_t>(std::max<int64_t>(seq.kv_len, 1)));
-  qcopy.resize(static_cast<size_t>(group * hd));
-  for (int64_t i = t.q0; i < t.q1; ++i) {
+  b.q.clear();
+  b.out.clear();
+  b.visible.clear();
+  for (int64_t i = i0; i < i1; ++i) {
     const int64_t row = seq.q_begin + i;
-    const int64_t visible = seq.kv_len - seq.q_len + i + 1;
-    const int64_t col = t.kv_head * group * hd;
-    // Copied first so that out may alias q.
-    std::memcpy(qcopy.data(), c.q.as<const float>() + row * c.q.dim(1) + col,
-                qcopy.size() * sizeof(float));
     for (int64_t g = 0; g < group; ++g) {
-      attend_one(c, qcopy.data() + g * hd, c.slots[t.seq].data(), visible, t.kv_head, scores,
-                 c.out.as<float>() + row * c.out.dim(1) + col + g * hd);
+      const int64_t col = (kv_head * group + g) * hd;
+      b.q.push_back(c.q.as<const float>() + row * c.q.dim(1) + col);
+      b.out.push_back(c.out.as<float>() + row * c.out.dim(1) + col);
+      b.visible.push_back(seq.kv_len - seq.q_len + i + 1);
     }
+  }
+  b.scratch.resize(static_cast<size_t>(c.kern.attn_scratch_floats(seq.kv_len, hd)));
+  const AttnQueries qs{static_cast<int64_t>(b.q.size()), b.q.data(), b.out.data(),
+                       b.visible.data(), c.scale};
+  if (kt) {
+    c.kern.attend(qs, kt, vf, hd, b.scratch.data());
+  } else {
+    c.kern.attend_direct(src, qs, b.scratch.data());
+  }
+}
+
+Buffers& thread_buffers() {
+  thread_local Buffers buffers;
+  return buffers;
+}
+
+// Decode-sized sequences: each (sequence, kv head) attends alone, reading the
+// pools directly.
+void run_short(const Context& c, const std::vector<int32_t>& seq_ids,
+               const std::vector<std::vector<int32_t>>& slots) {
+  const int64_t tasks = static_cast<int64_t>(seq_ids.size()) * c.s.kv_heads;
+  ThreadPool::global().parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    Buffers& b = thread_buffers();
+    for (int64_t t = begin; t < end; ++t) {
+      const int32_t id = seq_ids[t / c.s.kv_heads];
+      const int64_t kv_head = t % c.s.kv_heads;
+      const AttentionSeq& seq = c.batch.seqs[id];
+      attend_rows(c, seq, kv_head, 0, seq.q_len, nullptr, nullptr, b,
+                  source(c, slots[id], seq.kv_len, kv_head));
+    }
+  });
+}
+
+// A prefill-sized sequence: per kv head, pack K/V in parallel by position
+// blocks, then attend in parallel by query blocks.
+void run_long(const Context& c, const AttentionSeq& seq, const std::vector<int32_t>& slots) {
+  ThreadPool& pool = ThreadPool::global();
+  const int64_t block = c.kern.attn_block, group = c.s.heads / c.s.kv_heads;
+  const int64_t padded = (seq.kv_len + block - 1) / block * block;
+  const int64_t qblock = std::max<int64_t>(1, c.kern.attn_rows / group);
+  std::vector<float> kt(packed_floats(c, seq.kv_len)), vf(kt.size());
+  for (int64_t h = 0; h < c.s.kv_heads; ++h) {
+    const AttnSource src = source(c, slots, seq.kv_len, h);
+    pool.parallel_for(padded / block, 4, [&](int64_t b0, int64_t b1) {
+      c.kern.pack_kv(src, b0 * block, b1 * block, kt.data(), vf.data());
+    });
+    const int64_t qblocks = (seq.q_len + qblock - 1) / qblock;
+    pool.parallel_for(qblocks, 1, [&](int64_t b0, int64_t b1) {
+      Buffers& b = thread_buffers();
+      for (int64_t qb = b0; qb < b1; ++qb) {
+        attend_rows(c, seq, h, qb * qblock, std::min<int64_t>((qb + 1) * qblock, seq.q_len),
+                    kt.data(), vf.data(), b, src);
+      }
+    });
   }
 }
 
@@ -159,16 +219,7 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, Te
                            float scale, Tensor& out) {
   const Shape s = check_attention(q, k, v, k_pool, v_pool, batch, head_dim, out);
   std::vector<std::vector<int32_t>> slots;
-  std::vector<Task> tasks;
-  for (size_t i = 0; i < batch.seqs.size(); ++i) {
-    const AttentionSeq& seq = batch.seqs[i];
-    slots.push_back(seq_slots(seq, batch, s));
-    for (int64_t h = 0; h < s.kv_heads; ++h) {
-      for (int64_t q0 = 0; q0 < seq.q_len; q0 += kQueryBlock)
-        tasks.push_back({static_cast<int32_t>(i), static_cast<int32_t>(h), q0,
-                         std::min<int64_t>(q0 + kQueryBlock, seq.q_len)});
-    }
-  }
+  for (const AttentionSeq& seq : batch.seqs) slots.push_back(seq_slots(seq, batch, s));
   const int64_t width = k.dim(1);
   ThreadPool& pool = ThreadPool::global();
   pool.parallel_for(s.n, 16, [&](int64_t begin, int64_t end) {
@@ -177,10 +228,18 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, Te
       store_row(v.as<const float>() + i * width, v_pool.data, v_pool.dtype, batch.slots[i], width);
     }
   });
-  const Context ctx{*kernels_, s, q, k_pool, v_pool, batch, slots, scale, out};
-  pool.parallel_for(static_cast<int64_t>(tasks.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) run_task(ctx, tasks[t]);
-  });
+  const Context ctx{*kernels_, s, q, k_pool, v_pool, batch, scale, out};
+  std::vector<int32_t> short_seqs;
+  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+    const AttentionSeq& seq = batch.seqs[i];
+    if (seq.q_len == 0) continue;
+    if (seq.q_len <= kShortQueries) {
+      short_seqs.push_back(static_cast<int32_t>(i));
+    } else {
+      run_long(ctx, seq, slots[i]);
+    }
+  }
+  if (!short_seqs.empty()) run_short(ctx, short_seqs, slots);
 }
 
 }  // namespace nativelm

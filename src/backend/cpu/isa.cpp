@@ -38,10 +38,7 @@ bool isa_supported(Isa isa) {
 #endif
 }
 
-namespace {
-
-Isa choose_isa() {
-  const char* forced = std::getenv("NATIVELM_CPU_ISA");
+Isa isa_from_setting(const char* forced) {
   if (forced && *forced) {
     const std::string name = forced;
     for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
@@ -58,11 +55,9 @@ Isa choose_isa() {
   return Isa::Scalar;
 }
 
-}  // namespace
-
 Isa active_isa() {
   static const Isa isa = [] {
-    Isa chosen = choose_isa();
+    Isa chosen = isa_from_setting(std::getenv("NATIVELM_CPU_ISA"));
     log::info("cpu backend: {} kernels", isa_name(chosen));
     return chosen;
   }();

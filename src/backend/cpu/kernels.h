@@ -14,6 +14,26 @@ namespace nativelm::cpu {
 // linear() uses the GEMV kernel up to this many rows, the GEMM above.
 constexpr int64_t kGemvMaxRows = 4;
 
+// The cached K/V of one kv head of one sequence, straight from the pools.
+struct AttnSource {
+  const char* k;  // pool data plus the head's column offset, in bytes
+  const char* v;
+  DType dtype;
+  int64_t row_bytes;     // bytes from one pool slot to the next
+  const int32_t* slots;  // pool slot of each position
+  int64_t kv_len;
+  int64_t head_dim;
+};
+
+// Query vectors that share one kv head.
+struct AttnQueries {
+  int64_t n;
+  const float* const* q;   // n vectors of head_dim floats
+  float* const* out;       // n vectors of head_dim floats; out[i] may alias q[i]
+  const int64_t* visible;  // query i sees positions [0, visible[i])
+  float scale;
+};
+
 struct Kernels {
   Isa isa;
   // out[r * ldo + m] = dot(x[r * k, ...], w[m * k, ...]) for r < rows
@@ -26,10 +46,21 @@ struct Kernels {
                int64_t m1, float* out, int64_t ldo, float* scratch);
   int64_t gemm_panel;
   int64_t (*gemm_scratch_floats)(int64_t n);
-  // sum_i a[i] * b[i], b in dtype bt.
-  float (*dot)(const float* a, const void* b, DType bt, int64_t n);
-  // y[i] += alpha * x[i], x in dtype xt.
-  void (*axpy)(float alpha, const void* x, DType xt, float* y, int64_t n);
+  // Converts positions [p0, p1) of src (p0 a multiple of attn_block) to f32:
+  // K into kt as [p / attn_block][head_dim][attn_block], V into vf as
+  // [p][head_dim]. Positions past kv_len become zeros. vf needs attn_block
+  // spare floats at its end.
+  void (*pack_kv)(const AttnSource& src, int64_t p0, int64_t p1, float* kt, float* vf);
+  // out = softmax(q . k * scale) v for each query over its visible positions,
+  // reading kt / vf packed for at least max(visible) rounded up to attn_block.
+  // scratch holds attn_scratch_floats(max visible, head_dim).
+  void (*attend)(const AttnQueries& qs, const float* kt, const float* vf, int64_t head_dim,
+                 float* scratch);
+  // The same for a few queries, reading the pools directly (decode).
+  void (*attend_direct)(const AttnSource& src, const AttnQueries& qs, float* scratch);
+  int64_t attn_block;
+  int64_t attn_rows;  // queries attended together; a multiple keeps all lanes busy
+  int64_t (*attn_scratch_floats)(int64_t kv_len, int64_t head_dim);
   // s[i] = exp(s[i] - max) for i < n; returns their sum (softmax numerators).
   float (*exp_sum)(float* s, int64_t n, float max);
   // out[i] = silu(gate[i]) * up[i]; out may alias gate or up.

@@ -39,6 +39,27 @@ struct V {
   }
   static float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
 
+  // Gathering one 32-bit word from each of kWidth rows `stride` bytes apart.
+  static __m256i row_offsets(int32_t stride) {
+    return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(stride));
+  }
+  static __m256i gather32(const void* base, __m256i offsets) {
+    return _mm256_i32gather_epi32(static_cast<const int*>(base), offsets, 1);
+  }
+  static __m256i load_offsets(const int32_t* offsets) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(offsets)); }
+  static Reg as_float(__m256i v) { return _mm256_castsi256_ps(v); }
+  static Reg bf16_low(__m256i v) { return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)); }
+  static Reg bf16_high(__m256i v) {
+    return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+  static __m128i low_halves(__m256i v) {  // the low 16 bits of each 32-bit lane
+    const __m256i packed = _mm256_packus_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)),
+                                               _mm256_setzero_si256());
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
+  }
+  static Reg f16_low(__m256i v) { return _mm256_cvtph_ps(low_halves(v)); }
+  static Reg f16_high(__m256i v) { return _mm256_cvtph_ps(low_halves(_mm256_srli_epi32(v, 16))); }
+
   // exp with a Cephes-style polynomial (about 1 ulp). The input is clamped so
   // that 2^n stays a normal float: exp saturates near 1.6e38 and 1.6e-38,
   // which is far beyond where silu stops changing.
@@ -65,7 +86,8 @@ struct V {
 }  // namespace
 
 extern const Kernels kAvx2Kernels = {
-    Isa::Avx2, gemv, gemm, kNR, gemm_scratch_floats, dot, axpy, exp_sum, silu_mul,
+    Isa::Avx2, gemv, gemm, kNR, gemm_scratch_floats, pack_kv, attend, attend_direct, kNR, kMR,
+    attn_scratch_floats, exp_sum, silu_mul,
 };
 
 }  // namespace nativelm::cpu

@@ -37,6 +37,23 @@ struct V {
   }
   static float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
 
+  // Gathering one 32-bit word from each of kWidth rows `stride` bytes apart.
+  static __m512i row_offsets(int32_t stride) {
+    return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                              _mm512_set1_epi32(stride));
+  }
+  static __m512i gather32(const void* base, __m512i offsets) {
+    return _mm512_i32gather_epi32(offsets, base, 1);
+  }
+  static __m512i load_offsets(const int32_t* offsets) { return _mm512_load_si512(offsets); }
+  static Reg as_float(__m512i v) { return _mm512_castsi512_ps(v); }
+  static Reg bf16_low(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
+  static Reg bf16_high(__m512i v) {
+    return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+  static Reg f16_low(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
+  static Reg f16_high(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16))); }
+
   // exp with a Cephes-style polynomial (about 1 ulp); scalef handles the
   // 2^n scaling including overflow to inf and underflow to 0.
   static Reg exp(Reg x) {
@@ -61,7 +78,8 @@ struct V {
 }  // namespace
 
 extern const Kernels kAvx512Kernels = {
-    Isa::Avx512, gemv, gemm, kNR, gemm_scratch_floats, dot, axpy, exp_sum, silu_mul,
+    Isa::Avx512, gemv, gemm, kNR, gemm_scratch_floats, pack_kv, attend, attend_direct, kNR, kMR,
+    attn_scratch_floats, exp_sum, silu_mul,
 };
 
 }  // namespace nativelm::cpu

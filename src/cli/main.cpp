@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { nativelm::log::init(log_level); });
   nativelm::cli::register_generate(app);
   nativelm::cli::register_bench_one_batch(app);
+  nativelm::cli::register_bench_offline_throughput(app);
   nativelm::cli::register_chat_template(app);
   nativelm::cli::register_serve(app);
   nativelm::cli::register_bench_serving(app);

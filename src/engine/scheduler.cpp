@@ -131,13 +131,17 @@ void Scheduler::finish(Running& r, std::string reason, std::optional<int32_t> st
   u.finish_reason = std::move(reason);
   u.prompt_tokens = static_cast<int64_t>(r.prompt_len);
   u.completion_tokens = static_cast<int64_t>(r.output().size());
-  r.stream->push(std::move(u));
   runner_->release(r.kv);
   r.done = true;
-  std::lock_guard lock(mutex_);
-  ++stats_.requests_finished;
-  stats_.prompt_tokens += static_cast<int64_t>(r.prompt_len);
-  stats_.generated_tokens += static_cast<int64_t>(r.output().size());
+  {
+    // Before the client hears of the end, so that stats() agree with it.
+    std::lock_guard lock(mutex_);
+    ++stats_.requests_finished;
+    stats_.prompt_tokens += static_cast<int64_t>(r.prompt_len);
+    stats_.generated_tokens += static_cast<int64_t>(r.output().size());
+    stats_.kv_pages_free = pool_->free_pages();
+  }
+  r.stream->push(std::move(u));
 }
 
 void Scheduler::drop_cancelled() {
@@ -181,6 +185,10 @@ void Scheduler::make_room(std::vector<Running*>& batch, std::vector<std::vector<
         break;
       }
     log::warn("KV cache full: request {} retracted and queued again", victim->stream->id());
+    {
+      std::lock_guard lock(mutex_);
+      ++stats_.retractions;
+    }
     waiting_.push_front(std::move(victim));
   }
 }

@@ -33,6 +33,7 @@ struct SchedulerStats {
   int64_t running = 0, waiting = 0;
   int64_t kv_pages_total = 0, kv_pages_free = 0, max_total_tokens = 0;
   int64_t requests_finished = 0, prompt_tokens = 0, generated_tokens = 0;
+  int64_t retractions = 0;  // requests sent back to the queue when the KV pool ran out
 };
 
 class Scheduler {

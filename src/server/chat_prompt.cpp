@@ -94,11 +94,11 @@ void read_special_tokens(const std::filesystem::path& model_dir, chat::ModelChat
 }  // namespace
 
 std::vector<int32_t> chat_prompt_ids(const json& body, const ServerContext& ctx) {
+  const auto messages = checked_messages(body);
+  const auto tools = tools_for_template(body);
   if (!ctx.chat_template)
     throw ApiError(400, "This model has no chat template, so it cannot serve chat completions; start the server "
                         "with --chat-template FILE or use /v1/completions");
-  const auto messages = checked_messages(body);
-  const auto tools = tools_for_template(body);
   nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
   if (const json* extra = get_object(body, "chat_template_kwargs")) kwargs = nlohmann::ordered_json::parse(extra->dump());
   std::string prompt;

@@ -55,12 +55,13 @@ void HttpServer::install_hooks() {
   });
   // Runs for every status >= 400; fills in the body of errors no handler wrote
   // (unknown route, oversized body, malformed HTTP).
-  server_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+  server_->set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty() || res.content_provider_) return httplib::Server::HandlerResponse::Unhandled;
     send_json(res, error_body(res.status, default_error_message(req, res.status, ctx_.config.max_request_bytes)),
               res.status);
     return httplib::Server::HandlerResponse::Handled;
-  });
+  }));
   server_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     std::string message = "internal error";
     try {

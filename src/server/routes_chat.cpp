@@ -105,7 +105,7 @@ void add_chat_routes(HttpServer& http, ServerContext& ctx) {
   http.post("/v1/chat/completions", [&ctx](const httplib::Request& req, httplib::Response& res) {
     const json body = parse_body(req.body);
     ChatRequest r = read_request(body, ctx);
-    auto gen = std::make_shared<Generation>(ctx, make_id("chatcmpl-"), std::vector{r.prompt}, r.common.input,
+    auto gen = std::make_shared<Generation>(ctx, make_id("chatcmpl-"), std::vector<std::vector<int32_t>>{r.prompt}, r.common.input,
                                             r.common.n);
     if (r.common.stream) respond_stream(res, std::move(gen), r, ctx);
     else respond_whole(res, *gen, r, ctx);

@@ -28,6 +28,10 @@ struct ServerConfig {
 };
 
 struct ServerContext {
+  ServerContext(LoadedModel& m, Scheduler& s, std::optional<chat::ModelChatTemplate> tmpl, ServerConfig c,
+                nlohmann::json args)
+      : model(m), scheduler(s), chat_template(std::move(tmpl)), config(std::move(c)), server_args(std::move(args)) {}
+
   LoadedModel& model;
   Scheduler& scheduler;
   std::optional<chat::ModelChatTemplate> chat_template;  // none: chat requests get a 400

@@ -21,14 +21,8 @@ std::string optional_string(const nlohmann::json& model, const char* key) {
 
 }  // namespace
 
-Bpe::Bpe(const nlohmann::json& model) {
-  for (const auto& [token, id_json] : model.at("vocab").items()) {
-    int32_t id = id_json.get<int32_t>();
-    if (id < 0) fail("BPE vocab token '{}' has a negative id {}", token, id);
-    if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1);
-    id_to_token_[id] = token;
-    vocab_.emplace(token, id);
-  }
+Bpe::Bpe(const nlohmann::json& model, const BpeTables& tables) {
+  load_vocab(tables);
   continuing_subword_prefix_ = optional_string(model, "continuing_subword_prefix");
   end_of_word_suffix_ = optional_string(model, "end_of_word_suffix");
   fuse_unk_ = model.value("fuse_unk", false);
@@ -44,36 +38,34 @@ Bpe::Bpe(const nlohmann::json& model) {
   }
   byte_ids_.resize(256);
   for (int b = 0; b < 256; ++b) byte_ids_[b] = token_to_id(fmt::format("<0x{:02X}>", b));
-  load_merges(model.at("merges"));
+  load_merges(tables);
 }
 
-void Bpe::load_merges(const nlohmann::json& merges) {
-  merges_.reserve(merges.size());
-  int32_t rank = 0;
-  for (const auto& m : merges) {
-    std::string a, b;
-    if (m.is_string()) {
-      // The legacy "a b" form: exactly one space, as tokenizers requires.
-      const std::string& s = m.get_ref<const std::string&>();
-      size_t space = s.find(' ');
-      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) {
-        fail("BPE merge #{} '{}' is not two tokens separated by one space", rank, s);
-      }
-      a = s.substr(0, space);
-      b = s.substr(space + 1);
-    } else if (m.is_array() && m.size() == 2) {
-      a = m[0].get<std::string>();
-      b = m[1].get<std::string>();
-    } else {
-      fail("BPE merge #{} must be a string or a pair of strings, got {}", rank, m.dump());
+void Bpe::load_vocab(const BpeTables& tables) {
+  vocab_.reserve(tables.vocab.size());
+  for (const auto& [token, id] : tables.vocab) {
+    if (id < 0) fail("BPE vocab token '{}' has a negative id {}", token, id);
+    if (static_cast<size_t>(id) >= id_to_token_.size()) {
+      id_to_token_.resize(id + 1);
+      has_id_.resize(id + 1);
     }
+    id_to_token_[id] = token;
+    has_id_[id] = true;
+    vocab_.insert_or_assign(token, id);
+  }
+}
+
+void Bpe::load_merges(const BpeTables& tables) {
+  merges_ = MergeTable(tables.merges.size());
+  int32_t rank = 0;
+  for (const auto& [a, b] : tables.merges) {
     auto a_id = token_to_id(a), b_id = token_to_id(b);
     if (!a_id || !b_id) fail("BPE merge #{} ('{}' '{}') uses a token missing from the vocabulary", rank, a, b);
     std::string merged = a + b.substr(std::min(continuing_subword_prefix_.size(), b.size()));
     auto new_id = token_to_id(merged);
     if (!new_id) fail("BPE merge #{} produces '{}', which is missing from the vocabulary", rank, merged);
     // Later duplicates win, as when tokenizers collects merges into a map.
-    merges_[pair_key(*a_id, *b_id)] = Merge{rank, *new_id};
+    merges_.set(*a_id, *b_id, MergeRule{rank, *new_id});
     ++rank;
   }
 }
@@ -85,9 +77,7 @@ std::optional<int32_t> Bpe::token_to_id(std::string_view token) const {
 }
 
 const std::string* Bpe::id_to_token(int32_t id) const {
-  if (id < 0 || id >= id_bound()) return nullptr;
-  auto it = vocab_.find(id_to_token_[id]);
-  return it != vocab_.end() && it->second == id ? &id_to_token_[id] : nullptr;
+  return id >= 0 && id < id_bound() && has_id_[id] ? &id_to_token_[id] : nullptr;
 }
 
 std::vector<int32_t> Bpe::initial_symbols(std::string_view piece) const {
@@ -139,8 +129,7 @@ void Bpe::merge_all(std::vector<int32_t>& symbols) const {
   std::priority_queue<Candidate> queue;
   auto consider = [&](int32_t left) {
     if (left < 0 || next[left] < 0) return;
-    auto it = merges_.find(pair_key(symbols[left], symbols[next[left]]));
-    if (it != merges_.end()) queue.push({it->second.rank, left, it->second.new_id});
+    if (const MergeRule* m = merges_.find(symbols[left], symbols[next[left]])) queue.push({m->rank, left, m->new_id});
   };
   for (int32_t i = 0; i + 1 < n; ++i) consider(i);
   while (!queue.empty()) {
@@ -149,8 +138,8 @@ void Bpe::merge_all(std::vector<int32_t>& symbols) const {
     int32_t right = next[top.pos];
     if (!alive[top.pos] || right < 0) continue;
     // Skip entries made stale by an earlier merge of either side.
-    auto it = merges_.find(pair_key(symbols[top.pos], symbols[right]));
-    if (it == merges_.end() || it->second.new_id != top.new_id) continue;
+    const MergeRule* m = merges_.find(symbols[top.pos], symbols[right]);
+    if (!m || m->new_id != top.new_id) continue;
     symbols[top.pos] = top.new_id;
     alive[right] = false;
     next[top.pos] = next[right];

@@ -13,6 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/bpe_tables.h"
+#include "tokenizer/merge_table.h"
+
 namespace nativelm {
 
 // Lets string-keyed maps be searched with a string_view without allocating.
@@ -23,8 +26,9 @@ struct StringHash {
 
 class Bpe {
  public:
-  // `model` is the "model" object of tokenizer.json (type BPE).
-  explicit Bpe(const nlohmann::json& model);
+  // `model` is the "model" object of tokenizer.json (type BPE) for the
+  // options; the vocabulary and merges come in `tables`.
+  Bpe(const nlohmann::json& model, const BpeTables& tables);
 
   // Appends the ids of one piece to `out`.
   void tokenize(std::string_view piece, std::vector<int32_t>& out) const;
@@ -35,20 +39,15 @@ class Bpe {
   int32_t id_bound() const { return static_cast<int32_t>(id_to_token_.size()); }
 
  private:
-  struct Merge {
-    int32_t rank;
-    int32_t new_id;
-  };
-  static uint64_t pair_key(int32_t a, int32_t b) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-  }
-  void load_merges(const nlohmann::json& merges);
+  void load_vocab(const BpeTables& tables);
+  void load_merges(const BpeTables& tables);
   std::vector<int32_t> initial_symbols(std::string_view piece) const;
   void merge_all(std::vector<int32_t>& symbols) const;
 
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab_;
   std::vector<std::string> id_to_token_;
-  std::unordered_map<uint64_t, Merge> merges_;
+  std::vector<bool> has_id_;  // the vocabulary may leave ids unused
+  MergeTable merges_;
   std::optional<int32_t> unk_id_;
   std::string continuing_subword_prefix_;
   std::string end_of_word_suffix_;

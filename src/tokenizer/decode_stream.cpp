@@ -30,7 +30,13 @@ DecodeStream::DecodeStream(const Tokenizer& tokenizer, bool skip_special_tokens,
 // and the window only moves past ids once their text is complete.
 std::string DecodeStream::step(int32_t id) {
   window_.push_back(id);
-  std::string text = tokenizer_->decode(window_, skip_special_);
+  std::string text;
+  try {
+    text = tokenizer_->decode(window_, skip_special_);
+  } catch (...) {
+    window_.pop_back();  // leave the stream usable after an unknown id
+    throw;
+  }
   if (text.size() <= prefix_.size() || may_be_unfinished(text)) return {};
   std::string fresh = after_prefix(text, prefix_);
   window_.erase(window_.begin(), window_.begin() + static_cast<std::ptrdiff_t>(read_));

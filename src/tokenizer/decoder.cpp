@@ -33,7 +33,8 @@ class ByteLevel : public Decoder {
 
 class Metaspace : public Decoder {
  public:
-  Metaspace(std::string replacement, bool strip_first) : replacement_(std::move(replacement)), strip_first_(strip_first) {}
+  Metaspace(std::string replacement, bool strip_first)
+      : replacement_(std::move(replacement)), strip_first_(strip_first) {}
   Tokens decode_chain(Tokens tokens) const override {
     for (size_t i = 0; i < tokens.size(); ++i) {
       std::string out;

@@ -22,7 +22,8 @@ class UnicodeForm : public Normalizer {
       // The leading character's own image, unless composition merged it with
       // its neighbour; the merged character still stems from it.
       std::string image = map(text.substr(0, lead));
-      lead = result.starts_with(image) ? image.size() : result.empty() ? 0 : utf8::char_len(static_cast<unsigned char>(result[0]));
+      if (result.starts_with(image)) lead = image.size();
+      else lead = result.empty() ? 0 : utf8::char_len(static_cast<unsigned char>(result[0]));
     }
     return result;
   }

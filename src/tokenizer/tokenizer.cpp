@@ -3,13 +3,16 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <iterator>
 
 #include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/bpe_tables.h"
 #include "tokenizer/decoder.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/post_processor.h"
 #include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/tokenizer_file.h"
 #include "tokenizer/transformers_config.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
@@ -25,7 +28,7 @@ struct Tokenizer::Impl {
   std::unique_ptr<Decoder> decoder;
   int32_t vocab_size = 0;
 
-  explicit Impl(const nlohmann::json& j);
+  Impl(const nlohmann::json& j, const BpeTables& tables);
   const std::string* token_of(int32_t id) const;
 };
 
@@ -37,7 +40,9 @@ const nlohmann::json& field(const nlohmann::json& j, const char* key) {
   return it == j.end() ? null_json : *it;
 }
 
-void check_model_type(const nlohmann::json& model) {
+void check_document(const nlohmann::json& j) {
+  if (!j.is_object()) fail("tokenizer.json must be a JSON object");
+  const nlohmann::json& model = field(j, "model");
   if (!model.is_object()) fail("tokenizer.json has no \"model\" object");
   std::string type = model.value("type", model.contains("merges") ? "BPE" : "");
   if (type != "BPE") {
@@ -45,24 +50,26 @@ void check_model_type(const nlohmann::json& model) {
   }
 }
 
-nlohmann::json read_json(const std::filesystem::path& path, const char* what) {
+std::string read_text(const std::filesystem::path& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open {} '{}'", what, path.string());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+nlohmann::json parse_json(const std::string& text, const std::filesystem::path& path) {
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    fail("{} '{}' is not valid JSON: {}", what, path.string(), e.what());
+    fail("'{}' is not valid JSON: {}", path.string(), e.what());
   }
 }
 
 }  // namespace
 
-Tokenizer::Impl::Impl(const nlohmann::json& j) {
-  if (!j.is_object()) fail("tokenizer.json must be a JSON object");
-  check_model_type(field(j, "model"));
+Tokenizer::Impl::Impl(const nlohmann::json& j, const BpeTables& tables) {
   normalizer = make_normalizer(field(j, "normalizer"));
   pre_tokenizer = make_pre_tokenizer(field(j, "pre_tokenizer"));
-  model = std::make_unique<Bpe>(j.at("model"));
+  model = std::make_unique<Bpe>(j.at("model"), tables);
   const auto& added_json = field(j, "added_tokens");
   added = AddedVocabulary(added_json.is_null() ? nlohmann::json::array() : added_json, normalizer.get());
   post_processor.emplace(field(j, "post_processor"));
@@ -83,19 +90,30 @@ Tokenizer::Tokenizer(const Tokenizer&) = default;
 Tokenizer& Tokenizer::operator=(const Tokenizer&) = default;
 Tokenizer::~Tokenizer() = default;
 
-Tokenizer Tokenizer::from_json(const nlohmann::json& tokenizer_json) {
+Tokenizer Tokenizer::build(const nlohmann::json& document, const BpeTables& tables, const nlohmann::json* config) {
   try {
-    return Tokenizer(std::make_shared<const Impl>(tokenizer_json));
+    if (!config) return Tokenizer(std::make_shared<const Impl>(document, tables));
+    return Tokenizer(std::make_shared<const Impl>(apply_transformers_config(document, *config, tables), tables));
   } catch (const nlohmann::json::exception& e) {
-    fail("malformed tokenizer.json: {}", e.what());
+    fail("malformed tokenizer.json{}: {}", config ? " or tokenizer_config.json" : "", e.what());
   }
 }
 
+Tokenizer Tokenizer::from_json(const nlohmann::json& tokenizer_json) {
+  return from_document(tokenizer_json, nullptr);
+}
+
 Tokenizer Tokenizer::from_json(const nlohmann::json& tokenizer_json, const nlohmann::json& tokenizer_config) {
+  return from_document(tokenizer_json, &tokenizer_config);
+}
+
+// The model type is checked first: other models lay out "vocab" differently.
+Tokenizer Tokenizer::from_document(const nlohmann::json& tokenizer_json, const nlohmann::json* config) {
+  check_document(tokenizer_json);
   try {
-    return from_json(apply_transformers_config(tokenizer_json, tokenizer_config));
+    return build(tokenizer_json, BpeTables::from_model_json(tokenizer_json.at("model")), config);
   } catch (const nlohmann::json::exception& e) {
-    fail("malformed tokenizer.json or tokenizer_config.json: {}", e.what());
+    fail("malformed tokenizer.json: {}", e.what());
   }
 }
 
@@ -103,13 +121,18 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
   if (!std::filesystem::is_regular_file(tokenizer_json)) {
     fail("tokenizer file '{}' does not exist or is not a file", tokenizer_json.string());
   }
-  nlohmann::json tok = read_json(tokenizer_json, "tokenizer file");
   auto config_path = tokenizer_json.parent_path() / "tokenizer_config.json";
   try {
-    if (std::filesystem::is_regular_file(config_path)) {
-      return from_json(tok, read_json(config_path, "tokenizer config"));
-    }
-    return from_json(tok);
+    TokenizerFile file = parse_tokenizer_file(read_text(tokenizer_json, "tokenizer file"));
+    check_document(file.document);
+    if (file.tables.vocab.empty()) file.tables = BpeTables::from_model_json(file.document.at("model"));
+    if (!std::filesystem::is_regular_file(config_path)) return build(file.document, file.tables, nullptr);
+    nlohmann::json config = parse_json(read_text(config_path, "tokenizer config"), config_path);
+    return build(file.document, file.tables, &config);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("tokenizer file '{}' is not valid JSON: {}", tokenizer_json.string(), e.what());
+  } catch (const nlohmann::json::exception& e) {
+    fail("tokenizer file '{}' is malformed: {}", tokenizer_json.string(), e.what());
   } catch (const Error& e) {
     fail("{}: {}", tokenizer_json.string(), e.what());
   }

@@ -15,6 +15,8 @@
 
 namespace nativelm {
 
+struct BpeTables;
+
 class Tokenizer {
  public:
   // Loads tokenizer.json. When a tokenizer_config.json sits beside it, the
@@ -48,12 +50,18 @@ class Tokenizer {
  private:
   struct Impl;
   explicit Tokenizer(std::shared_ptr<const Impl> impl);
+  // `config` (tokenizer_config.json) may be null.
+  static Tokenizer from_document(const nlohmann::json& tokenizer_json, const nlohmann::json* config);
+  static Tokenizer build(const nlohmann::json& document, const BpeTables& tables, const nlohmann::json* config);
   std::shared_ptr<const Impl> impl_;  // immutable once built, so copies share it
 };
 
-// Incremental detokenizer for streaming, one per request. The concatenation of
-// every step() and the final flush() equals tokenizer.decode(generated ids),
-// and no returned piece ends inside a UTF-8 character.
+// Incremental detokenizer for streaming, one per request; it keeps a pointer
+// to the tokenizer, which must outlive it. The concatenation of every step()
+// and the final flush() equals tokenizer.decode(generated ids), and no
+// returned piece ends inside a UTF-8 character. (The one exception: ids that
+// spell malformed UTF-8 can make a longer decode repair bytes differently;
+// text already returned then stays as it was.)
 class DecodeStream {
  public:
   // `prompt_ids` are accepted for callers that have them; transformers decodes

@@ -17,22 +17,26 @@ std::optional<std::string> token_content(const nlohmann::json& config, const cha
   return std::nullopt;  // explicitly null: no such token
 }
 
-std::optional<int32_t> lookup_id(const nlohmann::json& tok, const std::string& content) {
-  for (const auto& t : tok.at("added_tokens")) {
-    if (t.at("content").get<std::string>() == content) return t.at("id").get<int32_t>();
+std::optional<int32_t> lookup_id(const nlohmann::json& tok, const BpeTables& tables, const std::string& content) {
+  if (auto added = tok.find("added_tokens"); added != tok.end() && added->is_array()) {
+    for (const auto& t : *added) {
+      if (t.at("content").get<std::string>() == content) return t.at("id").get<int32_t>();
+    }
   }
-  const auto& vocab = tok.at("model").at("vocab");
-  if (vocab.is_object() && vocab.contains(content)) return vocab.at(content).get<int32_t>();
+  for (const auto& [token, id] : tables.vocab) {
+    if (token == content) return id;
+  }
   return std::nullopt;
 }
 
-nlohmann::json llama_post_processor(const nlohmann::json& tok, const nlohmann::json& config) {
+nlohmann::json llama_post_processor(const nlohmann::json& tok, const nlohmann::json& config,
+                                    const BpeTables& tables) {
   nlohmann::json single = nlohmann::json::array();
   nlohmann::json specials = nlohmann::json::object();
   auto add = [&](const char* key, const char* fallback) {
     auto content = token_content(config, key, fallback);
     if (!content) return;
-    auto id = lookup_id(tok, *content);
+    auto id = lookup_id(tok, tables, *content);
     if (!id) fail("tokenizer_config.json names {} '{}', which tokenizer.json does not define", key, *content);
     single.push_back({{"SpecialToken", {{"id", *content}, {"type_id", 0}}}});
     specials[*content] = {{"id", *content}, {"ids", {*id}}, {"tokens", {*content}}};
@@ -43,7 +47,7 @@ nlohmann::json llama_post_processor(const nlohmann::json& tok, const nlohmann::j
   return {{"type", "TemplateProcessing"}, {"single", single}, {"special_tokens", specials}};
 }
 
-void rebuild_llama(nlohmann::json& tok, const nlohmann::json& config) {
+void rebuild_llama(nlohmann::json& tok, const nlohmann::json& config, const BpeTables& tables) {
   auto flag = [&](const char* key, bool fallback) {
     auto it = config.find(key);
     return it == config.end() || it->is_null() ? fallback : it->get<bool>();
@@ -52,7 +56,8 @@ void rebuild_llama(nlohmann::json& tok, const nlohmann::json& config) {
   bool legacy = flag("legacy", true);
   std::string scheme = !add_prefix_space ? "never" : legacy ? "always" : "first";
   tok["normalizer"] = nullptr;
-  tok["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", scheme}, {"split", false}};
+  tok["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", scheme}, {"split", false}};
   nlohmann::json decoders = nlohmann::json::array({
       {{"type", "Replace"}, {"pattern", {{"String", "\u2581"}}}, {"content", " "}},
       {{"type", "ByteFallback"}},
@@ -60,16 +65,17 @@ void rebuild_llama(nlohmann::json& tok, const nlohmann::json& config) {
   });
   if (add_prefix_space) decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
   tok["decoder"] = {{"type", "Sequence"}, {"decoders", decoders}};
-  tok["post_processor"] = llama_post_processor(tok, config);
+  tok["post_processor"] = llama_post_processor(tok, config, tables);
 }
 
 }  // namespace
 
-nlohmann::json apply_transformers_config(nlohmann::json tok, const nlohmann::json& config) {
+nlohmann::json apply_transformers_config(nlohmann::json tok, const nlohmann::json& config,
+                                         const BpeTables& tables) {
   std::string cls = config.value("tokenizer_class", std::string());
   const auto& model = tok.at("model");
   bool sentencepiece_bpe = model.value("type", std::string()) == "BPE" && model.value("byte_fallback", false);
-  if ((cls == "LlamaTokenizer" || cls == "LlamaTokenizerFast") && sentencepiece_bpe) rebuild_llama(tok, config);
+  if ((cls == "LlamaTokenizer" || cls == "LlamaTokenizerFast") && sentencepiece_bpe) rebuild_llama(tok, config, tables);
   return tok;
 }
 

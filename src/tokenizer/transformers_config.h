@@ -7,9 +7,13 @@
 // Metaspace pre-tokenizer (visible on inputs that start with spaces).
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/bpe_tables.h"
+
 namespace nativelm {
 
-// The tokenizer.json that transformers effectively runs for `config`.
-nlohmann::json apply_transformers_config(nlohmann::json tokenizer_json, const nlohmann::json& config);
+// The tokenizer.json that transformers effectively runs for `config`;
+// `tables` holds the model vocabulary (for looking up BOS/EOS ids).
+nlohmann::json apply_transformers_config(nlohmann::json tokenizer_json, const nlohmann::json& config,
+                                         const BpeTables& tables);
 
 }  // namespace nativelm

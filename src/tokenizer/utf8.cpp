@@ -96,16 +96,6 @@ std::string repair(std::string_view bytes) {
   return out;
 }
 
-bool ends_incomplete(std::string_view s) {
-  // A character has at most 4 bytes, so only the last 3 can start an unfinished one.
-  size_t start = s.size() > 3 ? s.size() - 3 : 0;
-  for (size_t pos = start; pos < s.size(); ++pos) {
-    unsigned char c = static_cast<unsigned char>(s[pos]);
-    if (c >= 0xC0 && pos + char_len(c) > s.size()) return true;
-  }
-  return false;
-}
-
 bool is_whitespace(char32_t c) {
   switch (c) {
     case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:

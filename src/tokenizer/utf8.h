@@ -28,9 +28,6 @@ size_t find_invalid(std::string_view s);
 // String::from_utf8_lossy (which Hugging Face's decoders use).
 std::string repair(std::string_view bytes);
 
-// True when `s` ends with the first bytes of a character that is not complete.
-bool ends_incomplete(std::string_view s);
-
 // Rust's char::is_whitespace (the Unicode White_Space property).
 bool is_whitespace(char32_t c);
 

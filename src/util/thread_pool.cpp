@@ -17,6 +17,9 @@ constexpr int kSpinIterations = 200000;
 std::unique_ptr<ThreadPool> g_pool;
 int g_threads = 0;
 std::mutex g_pool_mutex;
+// Set while a thread executes a pool task, so that nested run() calls go
+// inline instead of waiting for workers that are busy running the outer one.
+thread_local bool t_in_task = false;
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
@@ -35,6 +38,7 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::worker_loop(int index) {
+  t_in_task = true;
   uint64_t seen = 0;
   for (;;) {
     int spins = 0;
@@ -54,10 +58,15 @@ void ThreadPool::worker_loop(int index) {
 }
 
 void ThreadPool::run(const std::function<void(int, int)>& fn) {
-  if (workers_.empty()) {
+  if (workers_.empty() || t_in_task) {
     fn(0, 1);
     return;
   }
+  std::lock_guard turn(run_mutex_);
+  t_in_task = true;
+  struct Reset {
+    ~Reset() { t_in_task = false; }
+  } reset;
   task_ = &fn;
   pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   {

@@ -23,7 +23,8 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Runs fn(thread_index, thread_count) on every thread (the caller is index 0)
-  // and returns when all are done. Not reentrant.
+  // and returns when all are done. Calls from several threads at once take
+  // turns; a call made from inside fn runs inline as fn(0, 1).
   void run(const std::function<void(int, int)>& fn);
 
   // Splits [0, n) into contiguous chunks of at least `grain` items, one per
@@ -43,6 +44,7 @@ class ThreadPool {
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
+  std::mutex run_mutex_;  // one run() at a time
   std::condition_variable wake_;
 };
 

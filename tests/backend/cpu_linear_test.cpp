@@ -71,6 +71,7 @@ TEST_P(LinearTest, SpansSeveralKBlocksPanelsAndThreads) {
   const auto [isa, wt] = GetParam();
   for (int64_t n : {1, 3, 25}) check_linear(isa, wt, n, 600, 301, false, DType::F32);
   check_linear(isa, wt, 40, 1024, 96, false, DType::F32);
+  check_linear(isa, wt, 1100, 40, 33, false, DType::F32);  // more rows than one GEMM chunk
 }
 
 TEST_P(LinearTest, AddsBiasOfAnyDtype) {

@@ -52,7 +52,8 @@ TEST_P(StreamParity, MatchesFullDecode) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizers, StreamParity, ::testing::Values("qwen3", "llama3", "llama2", "stories260K", "gemma3"));
+INSTANTIATE_TEST_SUITE_P(Tokenizers, StreamParity,
+                         ::testing::Values("qwen3", "llama3", "llama2", "stories260K", "gemma3"));
 
 // stories260K spells every emoji as four <0xNN> byte-fallback tokens.
 TEST(DecodeStream, HoldsBackSplitByteFallbackCharacters) {

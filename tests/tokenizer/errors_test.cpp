@@ -29,7 +29,7 @@ nlohmann::json tiny_bpe() {
 }
 
 std::filesystem::path temp_file(const std::string& name, const std::string& content) {
-  auto dir = std::filesystem::temp_directory_path() / ("nativelm_tok_" + std::to_string(::getpid()));
+  auto dir = std::filesystem::temp_directory_path() / "nativelm_tokenizer_tests";
   std::filesystem::create_directories(dir);
   auto path = dir / name;
   std::ofstream(path) << content;
@@ -84,6 +84,40 @@ TEST(TokenizerErrors, UnknownIds) {
   std::vector<int32_t> ids{0, 7};
   EXPECT_THAT(error_of([&] { tok.decode(ids); }), HasSubstr("token id 7"));
   EXPECT_THAT(error_of([&] { tok.id_to_token(-1); }), HasSubstr("id -1"));
+}
+
+}  // namespace
+}  // namespace nativelm
+
+namespace nativelm {
+namespace {
+
+TEST(TokenizerErrors, DecodeStreamSurvivesUnknownId) {
+  auto tok = Tokenizer::from_json(tiny_bpe());
+  DecodeStream s(tok, false);
+  EXPECT_EQ(s.step(0), "a");
+  EXPECT_THAT(error_of([&] { s.step(99); }), HasSubstr("token id 99"));
+  EXPECT_EQ(s.step(2), " ab");  // no decoder: tokens are joined with spaces
+  EXPECT_EQ(s.flush(), "");
+}
+
+}  // namespace
+}  // namespace nativelm
+
+namespace nativelm {
+namespace {
+
+// from_file streams the vocabulary and merges past the JSON document; its
+// errors must be as clear as those of from_json.
+TEST(TokenizerErrors, StreamedFileErrors) {
+  auto bad_id = temp_file("bad_id.json", R"({"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})");
+  EXPECT_THAT(error_of([&] { Tokenizer::from_file(bad_id); }), HasSubstr("non-integer id"));
+  auto bad_merge = temp_file("bad_merge.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a"]}})");
+  EXPECT_THAT(error_of([&] { Tokenizer::from_file(bad_merge); }), HasSubstr("not two tokens separated by one space"));
+  auto unigram = temp_file("unigram.json", R"({"model": {"type": "Unigram", "vocab": [["a", -1.0]]}})");
+  EXPECT_THAT(error_of([&] { Tokenizer::from_file(unigram); }), HasSubstr("model type 'Unigram'"));
+  auto untyped = temp_file("untyped.json", R"({"model": {"vocab": {"a": 0, "b": 1, "ab": 2}, "merges": [["a", "b"]]}})");
+  EXPECT_EQ(Tokenizer::from_file(untyped).encode("ab"), (std::vector<int32_t>{2}));
 }
 
 }  // namespace

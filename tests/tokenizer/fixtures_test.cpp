@@ -25,7 +25,8 @@ TEST_P(Fixtures, MatchTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizers, Fixtures, ::testing::Values("qwen3", "llama3", "llama2", "stories260K", "gemma3"));
+INSTANTIATE_TEST_SUITE_P(Tokenizers, Fixtures,
+                         ::testing::Values("qwen3", "llama3", "llama2", "stories260K", "gemma3"));
 
 TEST(Stories260K, GreedyReferenceDecodes) {
   const Tokenizer& tok = test::cached_tokenizer("stories260K");
@@ -49,6 +50,28 @@ TEST(Vocabulary, LookupsAgree) {
   const Tokenizer& llama2 = test::cached_tokenizer("llama2");
   EXPECT_EQ(llama2.vocab_size(), 32000);
   EXPECT_EQ(llama2.id_to_token(13), "<0x0A>");
+}
+
+}  // namespace
+}  // namespace nativelm
+
+namespace nativelm {
+namespace {
+
+// transformers' LlamaTokenizer replaces the file's legacy Prepend/Replace
+// normalizers with a Metaspace pre-tokenizer; the bare tokenizers library keeps
+// them. from_file reads tokenizer_config.json to follow transformers.
+TEST(TransformersConfig, LlamaTokenizerRebuildsThePipeline) {
+  auto path = test::tokenizer_path("llama2");
+  Tokenizer bare = Tokenizer::from_json(test::read_json(path));
+  const Tokenizer& transformers = test::cached_tokenizer("llama2");
+  // Expected ids: Hugging Face tokenizers (bare) and transformers (fixture).
+  EXPECT_EQ(bare.encode(" leading space", false), (std::vector<int32_t>{28705, 5374, 2764}));
+  EXPECT_EQ(transformers.encode(" leading space", false), (std::vector<int32_t>{5374, 2764}));
+  auto config = test::read_json(path.parent_path() / "tokenizer_config.json");
+  config["add_eos_token"] = true;
+  Tokenizer with_eos = Tokenizer::from_json(test::read_json(path), config);
+  EXPECT_EQ(with_eos.encode("Hello world!", true), (std::vector<int32_t>{1, 22557, 1526, 28808, 2}));
 }
 
 }  // namespace

@@ -16,6 +16,8 @@ using namespace cpu;
 
 namespace {
 
+constexpr int64_t kGemmRowChunk = 1024;
+
 void check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& out) {
   check_matrix(x, "linear", "x");
   check_present(w, "linear", "weight");
@@ -52,15 +54,26 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
       kern.gemv(xs, n, w.data, w.dtype, k, m0, m1, os, m);
     });
   } else {
+    // Long prompts go in chunks of rows so that the packed copy of x stays a
+    // few MB.
     const int64_t panel = kern.gemm_panel;
     const int64_t panels = (m + panel - 1) / panel;
-    pool.parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
-      thread_local std::vector<float> scratch;
-      const auto need = static_cast<size_t>(kern.gemm_scratch_floats(n));
-      if (scratch.size() < need) scratch.resize(need);
-      kern.gemm(xs, n, w.data, w.dtype, k, p0 * panel, std::min(p1 * panel, m), os, m,
-                scratch.data());
-    });
+    thread_local std::vector<float> xpack_buffer;  // the calling thread's
+    for (int64_t r0 = 0; r0 < n; r0 += kGemmRowChunk) {
+      const int64_t rows = std::min(kGemmRowChunk, n - r0);
+      xpack_buffer.resize(static_cast<size_t>(kern.gemm_packed_floats(rows, k)));
+      float* xpack = xpack_buffer.data();  // the workers must see this one
+      const int64_t groups = (rows + kern.gemm_rows - 1) / kern.gemm_rows;
+      pool.parallel_for(groups, 4, [&](int64_t g0, int64_t g1) {
+        kern.gemm_pack_x(xs + r0 * k, rows, k, g0, g1, xpack);
+      });
+      pool.parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
+        thread_local std::vector<float> scratch;
+        scratch.resize(static_cast<size_t>(kern.gemm_scratch_floats));
+        kern.gemm(xpack, rows, w.data, w.dtype, k, p0 * panel, std::min(p1 * panel, m),
+                  os + r0 * m, m, scratch.data());
+      });
+    }
   }
   if (bias) add_bias(*bias, out);
 }

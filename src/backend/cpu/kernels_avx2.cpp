@@ -33,6 +33,18 @@ struct V {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static float hmax(Reg v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+  }
+  // out[0..3] = hsum(a), hsum(b), hsum(c), hsum(d), sharing the shuffles.
+  static void hsum4(Reg a, Reg b, Reg c, Reg d, float* out) {
+    const Reg x = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1)));
+  }
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static float bf16_scalar(uint16_t h) {
     return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(h) << 16)));
@@ -81,12 +93,15 @@ struct V {
   }
 };
 
-#include "backend/cpu/simd_kernels.inl"
+#include "backend/cpu/simd_common.inl"
+#include "backend/cpu/simd_linear.inl"
+#include "backend/cpu/simd_activation.inl"
+#include "backend/cpu/simd_attention.inl"
 
 }  // namespace
 
 extern const Kernels kAvx2Kernels = {
-    Isa::Avx2, gemv, gemm, kNR, gemm_scratch_floats, pack_kv, attend, attend_direct, kNR, kMR,
+    Isa::Avx2, gemv, gemm_pack_x, gemm, kMR, kNR, gemm_packed_floats, kKC * kNR, pack_kv, attend, attend_direct, kNR, kMR,
     attn_scratch_floats, exp_sum, silu_mul,
 };
 

@@ -31,6 +31,19 @@ struct V {
   static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
   static Reg div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
   static float hsum(Reg v) { return _mm512_reduce_add_ps(v); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  static float hmax(Reg v) { return _mm512_reduce_max_ps(v); }
+  // out[0..3] = hsum(a), hsum(b), hsum(c), hsum(d), sharing the shuffles.
+  static void hsum4(Reg a, Reg b, Reg c, Reg d, float* out) {
+    const Reg ab = add(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+    const Reg cd = add(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+    // Each 128-bit lane now holds four partial sums of one of a, b, c, d.
+    Reg x = add(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xdd));
+    x = add(x, _mm512_permute_ps(x, 0x4e));
+    x = add(x, _mm512_permute_ps(x, 0xb1));
+    const __m512i lane_heads = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(lane_heads, x)));
+  }
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static float bf16_scalar(uint16_t h) {
     return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(h) << 16)));
@@ -73,12 +86,15 @@ struct V {
   }
 };
 
-#include "backend/cpu/simd_kernels.inl"
+#include "backend/cpu/simd_common.inl"
+#include "backend/cpu/simd_linear.inl"
+#include "backend/cpu/simd_activation.inl"
+#include "backend/cpu/simd_attention.inl"
 
 }  // namespace
 
 extern const Kernels kAvx512Kernels = {
-    Isa::Avx512, gemv, gemm, kNR, gemm_scratch_floats, pack_kv, attend, attend_direct, kNR, kMR,
+    Isa::Avx512, gemv, gemm_pack_x, gemm, kMR, kNR, gemm_packed_floats, kKC * kNR, pack_kv, attend, attend_direct, kNR, kMR,
     attn_scratch_floats, exp_sum, silu_mul,
 };
 

@@ -39,7 +39,12 @@ void gemv(const float* x, int64_t rows, const void* w, DType wt, int64_t k, int6
   gemm(x, rows, w, wt, k, m0, m1, out, ldo, nullptr);
 }
 
-int64_t gemm_scratch_floats(int64_t) { return 0; }
+// With gemm_rows 1 the packed x is x itself.
+void gemm_pack_x(const float* x, int64_t, int64_t k, int64_t g0, int64_t g1, float* xpack) {
+  std::copy(x + g0 * k, x + g1 * k, xpack + g0 * k);
+}
+
+int64_t gemm_packed_floats(int64_t n, int64_t k) { return n * k; }
 
 void axpy(float alpha, const void* x, DType xt, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * weight_at(x, xt, i);
@@ -117,7 +122,7 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
 }  // namespace
 
 extern const Kernels kScalarKernels = {
-    Isa::Scalar, gemv, gemm, 1, gemm_scratch_floats, pack_kv, attend, attend_direct, 1, 1,
+    Isa::Scalar, gemv, gemm_pack_x, gemm, 1, 1, gemm_packed_floats, 0, pack_kv, attend, attend_direct, 1, 1,
     attn_scratch_floats, exp_sum, silu_mul,
 };
 

@@ -1,0 +1,148 @@
+// Continuous batching on the real stories260K model: whatever the batch looks
+// like (joins, chunked prefill, retraction), each request gets exactly the
+// tokens it gets alone.
+#include "engine/scheduler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "engine/generator.h"
+#include "util/error.h"
+
+namespace nativelm {
+namespace {
+
+const std::string kStories = (std::filesystem::path(NATIVELM_SHARED_DIR) / "models" / "stories260K").string();
+
+struct Collected {
+  std::vector<int32_t> tokens;
+  std::string text, finish_reason;
+  std::optional<std::string> matched_stop;
+};
+
+Collected collect(RequestStream& s) {
+  Collected c;
+  RequestUpdate u;
+  while (s.wait(u)) {
+    for (const auto& t : u.tokens) c.tokens.push_back(t.id);
+    c.text += u.text;
+    if (u.finished) {
+      c.finish_reason = u.finish_reason;
+      c.matched_stop = u.matched_stop;
+    }
+  }
+  return c;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { model_ = LoadedModel::load(kStories, {}).release(); }
+  static void TearDownTestSuite() { delete model_; }
+
+  // Greedy output of one prompt, alone, through the plain generator.
+  GenerationOutput alone(const std::string& prompt, int32_t max_new) {
+    KvPoolShape shape{model_->config.num_layers, model_->config.kv_dim(), model_->model->kv_dtype(), 16, 64};
+    KvPool pool(*model_->backend, shape);
+    ModelRunner runner(*model_->model, pool);
+    SamplingParams p;
+    p.temperature = 0;
+    p.max_new_tokens = max_new;
+    return generate(*model_, runner, model_->tokenizer->encode(prompt, true), p);
+  }
+  RequestInput greedy(const std::string& prompt, int32_t max_new) {
+    RequestInput in;
+    in.prompt = model_->tokenizer->encode(prompt, true);
+    in.params.temperature = 0;
+    in.params.max_new_tokens = max_new;
+    return in;
+  }
+  static LoadedModel* model_;
+};
+LoadedModel* SchedulerTest::model_ = nullptr;
+
+const std::vector<std::string> kPrompts = {
+    "Once upon a time", "Lily and Tom went to the park. They", "The dog", "One day, a little bird",
+    "Sam had a red ball and", "Mom said", "The sun was hot and the children", "A big fish"};
+
+void expect_all_match_alone(SchedulerTest* t, Scheduler& s, int32_t max_new,
+                            const std::function<GenerationOutput(const std::string&)>& alone,
+                            const std::function<RequestInput(const std::string&)>& make) {
+  // The references run first: the model is not shared between threads.
+  std::vector<GenerationOutput> wanted;
+  for (const auto& p : kPrompts) wanted.push_back(alone(p));
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const auto& p : kPrompts) streams.push_back(s.submit(make(p)));
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    auto got = collect(*streams[i]);
+    const auto& want = wanted[i];
+    EXPECT_EQ(got.tokens, want.tokens) << kPrompts[i];
+    EXPECT_EQ(got.text, want.text) << kPrompts[i];
+    EXPECT_EQ(got.finish_reason, want.finish_reason) << kPrompts[i];
+  }
+}
+
+TEST_F(SchedulerTest, ConcurrentRequestsMatchSingleRuns) {
+  SchedulerOptions o;
+  o.chunked_prefill_size = 5;  // prompts prefill over several steps, beside decodes
+  Scheduler s(*model_, o);
+  expect_all_match_alone(this, s, 40, [&](const std::string& p) { return alone(p, 40); },
+                         [&](const std::string& p) { return greedy(p, 40); });
+  auto st = s.stats();
+  EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);
+  EXPECT_EQ(st.requests_finished, static_cast<int64_t>(kPrompts.size()));
+}
+
+TEST_F(SchedulerTest, SmallPoolRetractsAndStillMatches) {
+  SchedulerOptions o;
+  o.page_size = 4;
+  o.max_total_tokens = 96;  // far less than 8 requests need at once
+  Scheduler s(*model_, o);
+  expect_all_match_alone(this, s, 40, [&](const std::string& p) { return alone(p, 40); },
+                         [&](const std::string& p) { return greedy(p, 40); });
+  auto st = s.stats();
+  EXPECT_GT(st.retractions, 0);
+  EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);
+}
+
+TEST_F(SchedulerTest, StopStringAndAbort) {
+  Scheduler s(*model_, {});
+  auto in = greedy("Once upon a time", 48);
+  in.params.stop = {"Lily"};
+  auto c = collect(*s.submit(in));
+  EXPECT_EQ(c.text, ", there was a little girl named ");
+  EXPECT_EQ(c.finish_reason, "stop");
+  EXPECT_EQ(c.matched_stop, "Lily");
+
+  auto stream = s.submit(greedy("Once upon a time", 400));
+  stream->cancel();
+  auto aborted = collect(*stream);
+  EXPECT_EQ(aborted.finish_reason, "abort");
+  EXPECT_LT(aborted.tokens.size(), 400u);
+}
+
+TEST_F(SchedulerTest, RejectsRequestsThatCannotFit) {
+  Scheduler s(*model_, {});
+  auto in = greedy("Once upon a time", 600);
+  try {
+    s.submit(in);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("exceed the model's context length of 512"));
+  }
+  in.prompt = {1, 99999};
+  in.params.max_new_tokens = 4;
+  EXPECT_THROW(s.submit(in), Error);
+}
+
+TEST_F(SchedulerTest, ShutdownAbortsRunningRequests) {
+  auto s = std::make_unique<Scheduler>(*model_, SchedulerOptions{});
+  auto stream = s->submit(greedy("Once upon a time", 500 - 5));
+  s->shutdown();
+  auto c = collect(*stream);
+  EXPECT_EQ(c.finish_reason, "abort");
+}
+
+}  // namespace
+}  // namespace nativelm

@@ -7,6 +7,7 @@ namespace nativelm::cli {
 void register_generate(CLI::App& app);
 void register_bench_one_batch(CLI::App& app);
 void register_bench_offline_throughput(CLI::App& app);
+void register_perplexity(CLI::App& app);
 void register_chat_template(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_bench_serving(CLI::App& app);

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   nativelm::cli::register_generate(app);
   nativelm::cli::register_bench_one_batch(app);
   nativelm::cli::register_bench_offline_throughput(app);
+  nativelm::cli::register_perplexity(app);
   nativelm::cli::register_chat_template(app);
   nativelm::cli::register_serve(app);
   nativelm::cli::register_bench_serving(app);

@@ -31,7 +31,7 @@ void ModelRunner::reserve_pages(std::span<SeqKv* const> seqs,
 }
 
 void ModelRunner::step(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
-                       std::vector<float>& logits) {
+                       std::vector<float>& logits, bool all_positions) {
   if (seqs.size() != tokens.size()) fail("ModelRunner::step: {} sequences but {} token lists", seqs.size(), tokens.size());
   const int64_t max_len = model_.config().max_position_embeddings;
   for (size_t i = 0; i < seqs.size(); ++i) {
@@ -55,16 +55,17 @@ void ModelRunner::step(std::span<SeqKv* const> seqs, std::span<const std::vector
       batch.tokens.push_back(tokens[i][t]);
       batch.positions.push_back(pos);
       batch.attention.slots.push_back(s.pages[pos / ps] * ps + pos % ps);
+      if (all_positions) batch.logit_rows.push_back(a.q_begin + t);
     }
     s.kv_len += a.q_len;
     a.kv_len = s.kv_len;
     a.pages = s.pages.data();
     batch.attention.seqs.push_back(a);
-    batch.logit_rows.push_back(a.q_begin + a.q_len - 1);
+    if (!all_positions) batch.logit_rows.push_back(a.q_begin + a.q_len - 1);
   }
 
   Backend& backend = model_.backend();
-  const int64_t rows = static_cast<int64_t>(seqs.size());
+  const int64_t rows = static_cast<int64_t>(batch.logit_rows.size());
   const int64_t vocab = model_.config().vocab_size;
   if (rows > logits_rows_) {
     if (!logits_.empty()) backend.free(logits_);

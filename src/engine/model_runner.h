@@ -29,10 +29,11 @@ class ModelRunner {
   int32_t pages_needed(const SeqKv& seq, int32_t new_tokens) const;
 
   // Appends tokens[i] to seqs[i] and fills logits [seqs.size(), vocab] with
-  // the next-token logits after each sequence's last new token. Throws
+  // the next-token logits after each sequence's last new token, or, with
+  // all_positions, [all new tokens, vocab] (for scoring text). Throws
   // nativelm::Error when the pool runs out of pages (nothing is changed then).
   void step(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
-            std::vector<float>& logits);
+            std::vector<float>& logits, bool all_positions = false);
   // Returns the sequence's pages to the pool.
   void release(SeqKv& seq);
 

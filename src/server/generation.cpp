@@ -54,6 +54,14 @@ void Generation::cancel() {
     if (!c.finished) c.stream->cancel();
 }
 
+void Generation::cancel_and_drain() {
+  cancel();
+  size_t index = 0;
+  RequestUpdate update;
+  while (next(index, update)) {
+  }
+}
+
 bool Generation::next(size_t& index, RequestUpdate& update) {
   for (size_t tried = 0; tried < choices_.size(); ++tried) {
     const size_t i = (cursor_ + tried) % choices_.size();

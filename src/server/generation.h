@@ -46,6 +46,8 @@ class Generation {
   // Reads everything to the end.
   std::vector<ChoiceResult> collect();
   void cancel();
+  // Cancels and waits for the scheduler to confirm, so the finish is counted.
+  void cancel_and_drain();
   // Prompt tokens counted once per prompt, completion tokens over all choices.
   Usage usage() const;
 

@@ -32,7 +32,7 @@ bool write_events(httplib::DataSink& sink, Generation& generation, const ChunkFo
     RequestUpdate update;
     while (generation.next(index, update)) {
       if (!send(format(index, update))) {
-        generation.cancel();  // the client went away
+        generation.cancel_and_drain();  // the client went away
         return false;
       }
     }

@@ -7,18 +7,25 @@
 
 namespace nativelm::cli {
 
+// The bundled demo model (models/demo-shakespeare), found beside the binary
+// (build/nativelm in a checkout) or in the source tree it was built from;
+// empty when neither has it.
+std::string default_model_path();
+
 struct ModelOptions {
   std::string model_path;
   std::string device = "cpu";
   int threads = 0;
 
   void add_to(CLI::App& app) {
-    app.add_option("--model-path", model_path, "Model folder or Hugging Face repo id (offline cache)")
-        ->required();
+    app.add_option("--model-path", model_path,
+                   "Model folder or Hugging Face repo id (offline cache); default: the bundled demo model");
     app.add_option("--device", device, "cpu or cuda")->capture_default_str();
     app.add_option("--threads", threads, "CPU threads (0: all cores)")->capture_default_str();
   }
-  std::unique_ptr<LoadedModel> load() const { return LoadedModel::load(model_path, {device, threads}); }
+  // --model-path, or the bundled demo model when it was not given.
+  std::string resolved_path() const;
+  std::unique_ptr<LoadedModel> load() const { return LoadedModel::load(resolved_path(), {device, threads}); }
 };
 
 }  // namespace nativelm::cli

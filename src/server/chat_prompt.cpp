@@ -28,7 +28,29 @@ json flatten_content(const json& content, size_t index) {
   return text;
 }
 
-nlohmann::ordered_json checked_messages(const json& body) {
+// Templates write tool call arguments themselves (`arguments | tojson`) and
+// test the content with string operators, while OpenAI clients send the
+// arguments as a JSON string and null content beside the calls.
+void prepare_tool_calls(nlohmann::ordered_json& message, const std::string& where) {
+  auto calls = message.find("tool_calls");
+  if (calls == message.end() || calls->is_null()) return;
+  if (!calls->is_array())
+    bad_param(where + ".tool_calls", fmt::format("{}.tool_calls must be a list of tool call objects", where));
+  if (!message.contains("content") || message["content"].is_null()) message["content"] = "";
+  for (auto& call : *calls) {
+    if (!call.is_object()) bad_param(where + ".tool_calls", fmt::format("each of {}.tool_calls must be an object", where));
+    auto fn = call.find("function");
+    if (fn == call.end() || !fn->is_object()) continue;
+    auto args = fn->find("arguments");
+    if (args == fn->end() || !args->is_string()) continue;
+    auto parsed = nlohmann::ordered_json::parse(args->get<std::string>(), nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_object()) *args = std::move(parsed);  // anything else reaches the template as sent
+  }
+}
+
+// Validated on `body`; what reaches the template comes from `ordered`, the
+// same body with its key order kept.
+nlohmann::ordered_json checked_messages(const json& body, const nlohmann::ordered_json& ordered) {
   auto it = body.find("messages");
   if (it == body.end() || it->is_null()) bad_param("messages", "'messages' is required");
   if (!it->is_array() || it->empty())
@@ -39,20 +61,21 @@ nlohmann::ordered_json checked_messages(const json& body) {
     const std::string where = fmt::format("messages[{}]", i);
     if (!m.is_object()) bad_param(where, fmt::format("{} must be an object, got {}", where, json_type_name(m)));
     if (!m.contains("role") || !m["role"].is_string()) bad_param(where + ".role", where + " needs a string 'role'");
-    json message = m;
+    nlohmann::ordered_json message = ordered["messages"][i];
     if (m.contains("content")) {
       const json& c = m["content"];
       if (!c.is_string() && !c.is_null() && !c.is_array())
         bad_param(where + ".content", fmt::format("{}.content must be a string, a list of parts or null, got {}",
                                                   where, json_type_name(c)));
-      message["content"] = flatten_content(c, i);
+      message["content"] = nlohmann::ordered_json(flatten_content(c, i));
     }
-    out.push_back(nlohmann::ordered_json::parse(message.dump()));
+    prepare_tool_calls(message, where);
+    out.push_back(std::move(message));
   }
   return out;
 }
 
-nlohmann::ordered_json tools_for_template(const json& body) {
+nlohmann::ordered_json tools_for_template(const json& body, const nlohmann::ordered_json& ordered) {
   auto it = body.find("tools");
   if (it == body.end() || it->is_null()) return nullptr;
   if (!it->is_array()) bad_param("tools", "'tools' must be a list of tool objects");
@@ -60,7 +83,7 @@ nlohmann::ordered_json tools_for_template(const json& body) {
     if (!t.is_object()) bad_param("tools", "each tool must be an object");
   auto choice = body.find("tool_choice");
   if (choice != body.end() && choice->is_string() && *choice == "none") return nullptr;
-  return nlohmann::ordered_json::parse(it->dump());
+  return ordered["tools"];
 }
 
 std::string read_text_file(const std::string& path) {
@@ -93,14 +116,14 @@ void read_special_tokens(const std::filesystem::path& model_dir, chat::ModelChat
 
 }  // namespace
 
-std::vector<int32_t> chat_prompt_ids(const json& body, const ServerContext& ctx) {
-  const auto messages = checked_messages(body);
-  const auto tools = tools_for_template(body);
+ChatPrompt chat_prompt(const json& body, const nlohmann::ordered_json& ordered_body, const ServerContext& ctx) {
+  const auto messages = checked_messages(body, ordered_body);
+  const auto tools = tools_for_template(body, ordered_body);
   if (!ctx.chat_template)
     throw ApiError(400, "This model has no chat template, so it cannot serve chat completions; start the server "
                         "with --chat-template FILE or use /v1/completions");
   nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
-  if (const json* extra = get_object(body, "chat_template_kwargs")) kwargs = nlohmann::ordered_json::parse(extra->dump());
+  if (get_object(body, "chat_template_kwargs")) kwargs = ordered_body["chat_template_kwargs"];
   std::string prompt;
   try {
     prompt = chat::apply_chat_template(*ctx.chat_template, messages, tools, /*add_generation_prompt=*/true, kwargs);
@@ -111,7 +134,7 @@ std::vector<int32_t> chat_prompt_ids(const json& body, const ServerContext& ctx)
   // template already wrote them.
   auto ids = ctx.model.tokenizer->encode(prompt, /*add_special_tokens=*/false);
   if (ids.empty()) bad_param("messages", "the chat template produced an empty prompt");
-  return ids;
+  return {std::move(prompt), std::move(ids)};
 }
 
 std::optional<chat::ModelChatTemplate> load_chat_template(const std::filesystem::path& model_dir,

@@ -12,6 +12,7 @@
 #include "engine/loaded_model.h"
 #include "engine/scheduler.h"
 #include "server/metrics.h"
+#include "server/output_parsing.h"
 #include "server/request_registry.h"
 
 namespace nativelm::server {
@@ -25,6 +26,7 @@ struct ServerConfig {
   std::string served_model_name;  // the `model` reported to clients
   bool log_requests = false;      // also log each request body
   int http_threads = 0;           // 0: enough for every running and waiting request
+  OutputParserSettings output_parsers;  // reasoning and tool calls in chat replies
 };
 
 struct ServerContext {

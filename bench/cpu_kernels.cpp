@@ -53,8 +53,12 @@ void BM_GemvBf16(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * bytes);
   state.SetLabel(be.name());
 }
-BENCHMARK(BM_GemvBf16)->Args({1024, 3072})->Args({3072, 1024})->Args({1024, 151936})
-    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_GemvBf16)
+    ->Args({1024, 3072})
+    ->Args({3072, 1024})
+    ->Args({1024, 151936})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // Prefill: 512 rows.
 void BM_GemmBf16(benchmark::State& state) {
@@ -68,13 +72,17 @@ void BM_GemmBf16(benchmark::State& state) {
     be.linear(xt, wt, nullptr, ot);
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(2 * n * k * m) * 1e-9 *
-                                                     static_cast<double>(state.iterations()),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      static_cast<double>(2 * n * k * m) * 1e-9 * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
   state.SetLabel(be.name());
 }
-BENCHMARK(BM_GemmBf16)->Args({1024, 3072})->Args({3072, 1024})->Args({1024, 151936})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GemmBf16)
+    ->Args({1024, 3072})
+    ->Args({3072, 1024})
+    ->Args({1024, 151936})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // One layer's decode attention for one sequence at a given context length,
 // bf16 KV pool, pages of 16 in order.
@@ -137,7 +145,8 @@ BENCHMARK(BM_AttentionPrefill)->Arg(512)->Unit(benchmark::kMillisecond)->UseReal
 
 // NATIVELM_THREADS sets the pool size, to measure one core's kernel speed.
 int main(int argc, char** argv) {
-  if (const char* t = std::getenv("NATIVELM_THREADS")) nativelm::ThreadPool::set_global_threads(std::atoi(t));
+  if (const char* t = std::getenv("NATIVELM_THREADS"))
+    nativelm::ThreadPool::set_global_threads(std::atoi(t));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -3,7 +3,7 @@
 # Idempotent: installs only what is missing. Needs root or sudo.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build pkg-config git ca-certificates
+  build-essential cmake ninja-build pkg-config git ca-certificates curl
   nlohmann-json3-dev libfmt-dev libspdlog-dev libcli11-dev libpcre2-dev libutf8proc-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-jinja2 clang libclang-rt-14-dev

@@ -8,6 +8,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"nativelm: a native LLM inference engine for CPUs and NVIDIA GPUs"};
   app.require_subcommand(1);
+  app.fallthrough();  // --log-level may follow the subcommand too
   app.set_version_flag("--version", "nativelm 0.1.0");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "Log level: debug, info, warn, error")

@@ -38,7 +38,8 @@ void prepare_tool_calls(nlohmann::ordered_json& message, const std::string& wher
     bad_param(where + ".tool_calls", fmt::format("{}.tool_calls must be a list of tool call objects", where));
   if (!message.contains("content") || message["content"].is_null()) message["content"] = "";
   for (auto& call : *calls) {
-    if (!call.is_object()) bad_param(where + ".tool_calls", fmt::format("each of {}.tool_calls must be an object", where));
+    if (!call.is_object())
+      bad_param(where + ".tool_calls", fmt::format("each of {}.tool_calls must be an object", where));
     auto fn = call.find("function");
     if (fn == call.end() || !fn->is_object()) continue;
     auto args = fn->find("arguments");

@@ -76,16 +76,19 @@ std::optional<chat::ReasoningParser::Options> reasoning_for(const nlohmann::json
 }
 
 void check_named_tool(const nlohmann::json& choice, const nlohmann::json& body) {
-  const nlohmann::json* fn = choice.contains("function") ? &choice["function"] : nullptr;
-  if (choice.value("type", "") != "function" || !fn || !fn->is_object() || !fn->contains("name") ||
-      !(*fn)["name"].is_string())
+  auto type = choice.find("type");
+  auto fn = choice.find("function");
+  if (type == choice.end() || *type != "function" || fn == choice.end() || !fn->is_object() ||
+      !fn->contains("name") || !(*fn)["name"].is_string())
     bad_param("tool_choice",
               "'tool_choice' must be \"none\", \"auto\", \"required\" or "
               "{\"type\": \"function\", \"function\": {\"name\": ...}}");
   const std::string name = (*fn)["name"].get<std::string>();
   for (const auto& tool : body["tools"]) {
     auto f = tool.find("function");
-    if (f != tool.end() && f->is_object() && f->value("name", "") == name) return;
+    if (f == tool.end() || !f->is_object()) continue;
+    auto tool_name = f->find("name");
+    if (tool_name != f->end() && *tool_name == name) return;
   }
   bad_param("tool_choice", fmt::format("'tool_choice' names the function '{}', which is not in 'tools'", name));
 }

@@ -102,14 +102,16 @@ std::vector<double> reference_attention(const Case& c, const Scenario& st, float
         for (int64_t p = 0; p < visible; ++p) {
           double d = 0;
           for (int64_t j = 0; j < hd; ++j)
-            d += st.q[row * st.qwidth + h * hd + j] * static_cast<double>(st.dense_k[i][p * st.width + kvh * hd + j]);
+            d += st.q[row * st.qwidth + h * hd + j] *
+                 static_cast<double>(st.dense_k[i][p * st.width + kvh * hd + j]);
           w[p] = d * scale;
           max = std::max(max, w[p]);
         }
         for (double& x : w) sum += (x = std::exp(x - max));
         for (int64_t j = 0; j < hd; ++j) {
           double acc = 0;
-          for (int64_t p = 0; p < visible; ++p) acc += w[p] / sum * st.dense_v[i][p * st.width + kvh * hd + j];
+          for (int64_t p = 0; p < visible; ++p)
+            acc += w[p] / sum * st.dense_v[i][p * st.width + kvh * hd + j];
           out[row * st.qwidth + h * hd + j] = acc;
         }
       }
@@ -183,13 +185,13 @@ TEST_P(AttentionTest, RejectsBadBatches) {
   EXPECT_THROW(call(), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllLevels, AttentionTest,
-    testing::Combine(testing::ValuesIn(runnable_isas()), testing::Values(DType::F32, DType::BF16, DType::F16)),
-    [](const testing::TestParamInfo<Param>& info) {
-      return std::string(cpu::isa_name(std::get<0>(info.param))) + "_" +
-             std::string(dtype_name(std::get<1>(info.param)));
-    });
+INSTANTIATE_TEST_SUITE_P(AllLevels, AttentionTest,
+                         testing::Combine(testing::ValuesIn(runnable_isas()),
+                                          testing::Values(DType::F32, DType::BF16, DType::F16)),
+                         [](const testing::TestParamInfo<Param>& info) {
+                           return std::string(cpu::isa_name(std::get<0>(info.param))) + "_" +
+                                  std::string(dtype_name(std::get<1>(info.param)));
+                         });
 
 }  // namespace
 }  // namespace nativelm::test

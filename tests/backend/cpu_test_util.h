@@ -43,16 +43,25 @@ class Buffer {
   }
   void set(int64_t i, float v) {
     switch (dtype_) {
-      case DType::F32: reinterpret_cast<float*>(bytes_.data())[i] = v; break;
-      case DType::BF16: reinterpret_cast<uint16_t*>(bytes_.data())[i] = f32_to_bf16(v); break;
-      case DType::F16: reinterpret_cast<uint16_t*>(bytes_.data())[i] = f32_to_f16(v); break;
+      case DType::F32:
+        reinterpret_cast<float*>(bytes_.data())[i] = v;
+        break;
+      case DType::BF16:
+        reinterpret_cast<uint16_t*>(bytes_.data())[i] = f32_to_bf16(v);
+        break;
+      case DType::F16:
+        reinterpret_cast<uint16_t*>(bytes_.data())[i] = f32_to_f16(v);
+        break;
     }
   }
   float get(int64_t i) const {
     switch (dtype_) {
-      case DType::F32: return reinterpret_cast<const float*>(bytes_.data())[i];
-      case DType::BF16: return bf16_to_f32(reinterpret_cast<const uint16_t*>(bytes_.data())[i]);
-      case DType::F16: return f16_to_f32(reinterpret_cast<const uint16_t*>(bytes_.data())[i]);
+      case DType::F32:
+        return reinterpret_cast<const float*>(bytes_.data())[i];
+      case DType::BF16:
+        return bf16_to_f32(reinterpret_cast<const uint16_t*>(bytes_.data())[i]);
+      case DType::F16:
+        return f16_to_f32(reinterpret_cast<const uint16_t*>(bytes_.data())[i]);
     }
     return 0;
   }

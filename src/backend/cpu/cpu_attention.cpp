@@ -140,9 +140,8 @@ size_t packed_floats(const Context& c, int64_t kv_len) {
 // Attends query rows [i0, i1) of sequence `seq`, every query head of kv_head,
 // against kt / vf already packed for the sequence, or straight from src when
 // kt is null.
-void attend_rows(const Context& c, const AttentionSeq& seq, int64_t kv_head, int64_t i0,
-                 int64_t i1, const float* kt, const float* vf, Buffers& b,
-                 const AttnSource& src) {
+void attend_rows(const Context& c, const AttentionSeq& seq, int64_t kv_head, int64_t i0, int64_t i1,
+                 const float* kt, const float* vf, Buffers& b, const AttnSource& src) {
   const int64_t hd = c.s.head_dim, group = c.s.heads / c.s.kv_heads;
   b.q.clear();
   b.out.clear();
@@ -157,8 +156,8 @@ void attend_rows(const Context& c, const AttentionSeq& seq, int64_t kv_head, int
     }
   }
   b.scratch.resize(static_cast<size_t>(c.kern.attn_scratch_floats(seq.kv_len, hd)));
-  const AttnQueries qs{static_cast<int64_t>(b.q.size()), b.q.data(), b.out.data(),
-                       b.visible.data(), c.scale};
+  const AttnQueries qs{static_cast<int64_t>(b.q.size()), b.q.data(), b.out.data(), b.visible.data(),
+                       c.scale};
   if (kt) {
     c.kern.attend(qs, kt, vf, hd, b.scratch.data());
   } else {

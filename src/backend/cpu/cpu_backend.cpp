@@ -52,8 +52,7 @@ namespace {
 
 // Copies `rows` rows picked by index from a [table_rows, d] table of any dtype
 // into f32 out, in parallel.
-void gather_to_f32(const Tensor& table, std::span<const int32_t> ids, Tensor& out,
-                   const char* op) {
+void gather_to_f32(const Tensor& table, std::span<const int32_t> ids, Tensor& out, const char* op) {
   check_present(table, op, "table");
   if (table.ndim != 2) fail("{}: the table must be 2-D, got {}-D", op, table.ndim);
   const int64_t d = table.dim(1);

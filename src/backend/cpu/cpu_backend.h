@@ -36,9 +36,8 @@ class CpuBackend final : public Backend {
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override;
   void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
             std::span<const float> inv_freq) override;
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& k_pool,
-                 Tensor& v_pool, const AttentionBatch& batch, int64_t head_dim, float scale,
-                 Tensor& out) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& k_pool, Tensor& v_pool,
+                 const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out) override;
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
 

@@ -10,9 +10,12 @@ namespace nativelm::cpu {
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {
-    case Isa::Scalar: return "scalar";
-    case Isa::Avx2: return "avx2";
-    case Isa::Avx512: return "avx512";
+    case Isa::Scalar:
+      return "scalar";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Avx512:
+      return "avx512";
   }
   return "?";
 }
@@ -21,7 +24,8 @@ bool isa_supported(Isa isa) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   switch (isa) {
-    case Isa::Scalar: return true;
+    case Isa::Scalar:
+      return true;
     // Each level must cover every flag its kernel file is compiled with
     // (src/backend/CMakeLists.txt), since the compiler may use any of them.
     case Isa::Avx2:
@@ -43,7 +47,8 @@ Isa isa_from_setting(const char* forced) {
     const std::string name = forced;
     for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
       if (name != isa_name(isa)) continue;
-      if (!isa_supported(isa)) fail("NATIVELM_CPU_ISA={}: this processor does not support it", name);
+      if (!isa_supported(isa))
+        fail("NATIVELM_CPU_ISA={}: this processor does not support it", name);
       return isa;
     }
     if (name == "amx") fail("NATIVELM_CPU_ISA=amx: AMX kernels are not implemented; use avx512");

@@ -45,8 +45,7 @@ struct Kernels {
   // gemm_packed_floats(n, k) floats in all; gemm then computes columns
   // [m0, m1) of out from xpack (m0 a multiple of gemm_panel), using
   // gemm_scratch_floats floats of per-thread scratch.
-  void (*gemm_pack_x)(const float* x, int64_t n, int64_t k, int64_t g0, int64_t g1,
-                      float* xpack);
+  void (*gemm_pack_x)(const float* x, int64_t n, int64_t k, int64_t g0, int64_t g1, float* xpack);
   void (*gemm)(const float* xpack, int64_t n, const void* w, DType wt, int64_t k, int64_t m0,
                int64_t m1, float* out, int64_t ldo, float* scratch);
   int64_t gemm_rows;
@@ -68,8 +67,6 @@ struct Kernels {
   int64_t attn_block;
   int64_t attn_rows;  // queries attended together; a multiple keeps all lanes busy
   int64_t (*attn_scratch_floats)(int64_t kv_len, int64_t head_dim);
-  // s[i] = exp(s[i] - max) for i < n; returns their sum (softmax numerators).
-  float (*exp_sum)(float* s, int64_t n, float max);
   // out[i] = silu(gate[i]) * up[i]; out may alias gate or up.
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
 };

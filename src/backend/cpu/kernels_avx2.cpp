@@ -16,7 +16,8 @@ struct V {
   static Reg load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
   static Reg load_bf16(const uint16_t* p) {
-    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m256i wide =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
   }
   static Reg load_f16(const uint16_t* p) {
@@ -58,15 +59,18 @@ struct V {
   static __m256i gather32(const void* base, __m256i offsets) {
     return _mm256_i32gather_epi32(static_cast<const int*>(base), offsets, 1);
   }
-  static __m256i load_offsets(const int32_t* offsets) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(offsets)); }
+  static __m256i load_offsets(const int32_t* offsets) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(offsets));
+  }
   static Reg as_float(__m256i v) { return _mm256_castsi256_ps(v); }
   static Reg bf16_low(__m256i v) { return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)); }
   static Reg bf16_high(__m256i v) {
-    return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+    return _mm256_castsi256_ps(
+        _mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
   }
   static __m128i low_halves(__m256i v) {  // the low 16 bits of each 32-bit lane
-    const __m256i packed = _mm256_packus_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)),
-                                               _mm256_setzero_si256());
+    const __m256i packed =
+        _mm256_packus_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)), _mm256_setzero_si256());
     return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
   }
   static Reg f16_low(__m256i v) { return _mm256_cvtph_ps(low_halves(v)); }
@@ -88,21 +92,39 @@ struct V {
     p = fmadd(p, r, set1(1.6666665459e-1f));
     p = fmadd(p, r, set1(5.0000001201e-1f));
     p = fmadd(p, mul(r, r), add(r, set1(1.0f)));
-    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256i bits =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return mul(p, _mm256_castsi256_ps(bits));
   }
 };
 
+// In this order: each file uses the ones before it.
 #include "backend/cpu/simd_common.inl"
+//
 #include "backend/cpu/simd_linear.inl"
+//
 #include "backend/cpu/simd_activation.inl"
+//
 #include "backend/cpu/simd_attention.inl"
 
 }  // namespace
 
 extern const Kernels kAvx2Kernels = {
-    Isa::Avx2, gemv, gemm_pack_x, gemm, kMR, kNR, gemm_packed_floats, kKC * kNR, pack_kv, attend, attend_direct, kNR, kMR,
-    attn_scratch_floats, exp_sum, silu_mul,
+    .isa = Isa::Avx2,
+    .gemv = gemv,
+    .gemm_pack_x = gemm_pack_x,
+    .gemm = gemm,
+    .gemm_rows = kMR,
+    .gemm_panel = kNR,
+    .gemm_packed_floats = gemm_packed_floats,
+    .gemm_scratch_floats = kKC * kNR,
+    .pack_kv = pack_kv,
+    .attend = attend,
+    .attend_direct = attend_direct,
+    .attn_block = kNR,
+    .attn_rows = kMR,
+    .attn_scratch_floats = attn_scratch_floats,
+    .silu_mul = silu_mul,
 };
 
 }  // namespace nativelm::cpu

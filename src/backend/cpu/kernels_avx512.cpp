@@ -19,7 +19,8 @@ struct V {
   static Reg load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
   static Reg load_bf16(const uint16_t* p) {
-    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    const __m512i wide =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
   }
   static Reg load_f16(const uint16_t* p) {
@@ -52,8 +53,9 @@ struct V {
 
   // Gathering one 32-bit word from each of kWidth rows `stride` bytes apart.
   static __m512i row_offsets(int32_t stride) {
-    return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                              _mm512_set1_epi32(stride));
+    return _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(stride));
   }
   static __m512i gather32(const void* base, __m512i offsets) {
     return _mm512_i32gather_epi32(offsets, base, 1);
@@ -62,10 +64,13 @@ struct V {
   static Reg as_float(__m512i v) { return _mm512_castsi512_ps(v); }
   static Reg bf16_low(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
   static Reg bf16_high(__m512i v) {
-    return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+    return _mm512_castsi512_ps(
+        _mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
   }
   static Reg f16_low(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
-  static Reg f16_high(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16))); }
+  static Reg f16_high(__m512i v) {
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
+  }
 
   // exp with a Cephes-style polynomial (about 1 ulp); scalef handles the
   // 2^n scaling including overflow to inf and underflow to 0.
@@ -86,16 +91,33 @@ struct V {
   }
 };
 
+// In this order: each file uses the ones before it.
 #include "backend/cpu/simd_common.inl"
+//
 #include "backend/cpu/simd_linear.inl"
+//
 #include "backend/cpu/simd_activation.inl"
+//
 #include "backend/cpu/simd_attention.inl"
 
 }  // namespace
 
 extern const Kernels kAvx512Kernels = {
-    Isa::Avx512, gemv, gemm_pack_x, gemm, kMR, kNR, gemm_packed_floats, kKC * kNR, pack_kv, attend, attend_direct, kNR, kMR,
-    attn_scratch_floats, exp_sum, silu_mul,
+    .isa = Isa::Avx512,
+    .gemv = gemv,
+    .gemm_pack_x = gemm_pack_x,
+    .gemm = gemm,
+    .gemm_rows = kMR,
+    .gemm_panel = kNR,
+    .gemm_packed_floats = gemm_packed_floats,
+    .gemm_scratch_floats = kKC * kNR,
+    .pack_kv = pack_kv,
+    .attend = attend,
+    .attend_direct = attend_direct,
+    .attn_block = kNR,
+    .attn_rows = kMR,
+    .attn_scratch_floats = attn_scratch_floats,
+    .silu_mul = silu_mul,
 };
 
 }  // namespace nativelm::cpu

@@ -10,9 +10,12 @@ namespace {
 
 float weight_at(const void* w, DType t, int64_t i) {
   switch (t) {
-    case DType::F32: return static_cast<const float*>(w)[i];
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::F32:
+      return static_cast<const float*>(w)[i];
+    case DType::BF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::F16:
+      return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
   }
   return 0.0f;
 }
@@ -34,8 +37,8 @@ void gemm(const float* x, int64_t n, const void* w, DType wt, int64_t k, int64_t
   }
 }
 
-void gemv(const float* x, int64_t rows, const void* w, DType wt, int64_t k, int64_t m0,
-          int64_t m1, float* out, int64_t ldo) {
+void gemv(const float* x, int64_t rows, const void* w, DType wt, int64_t k, int64_t m0, int64_t m1,
+          float* out, int64_t ldo) {
   gemm(x, rows, w, wt, k, m0, m1, out, ldo, nullptr);
 }
 
@@ -49,7 +52,6 @@ int64_t gemm_packed_floats(int64_t n, int64_t k) { return n * k; }
 void axpy(float alpha, const void* x, DType xt, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * weight_at(x, xt, i);
 }
-
 
 float exp_sum(float* s, int64_t n, float max) {
   float sum = 0.0f;
@@ -122,8 +124,21 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
 }  // namespace
 
 extern const Kernels kScalarKernels = {
-    Isa::Scalar, gemv, gemm_pack_x, gemm, 1, 1, gemm_packed_floats, 0, pack_kv, attend, attend_direct, 1, 1,
-    attn_scratch_floats, exp_sum, silu_mul,
+    .isa = Isa::Scalar,
+    .gemv = gemv,
+    .gemm_pack_x = gemm_pack_x,
+    .gemm = gemm,
+    .gemm_rows = 1,
+    .gemm_panel = 1,
+    .gemm_packed_floats = gemm_packed_floats,
+    .gemm_scratch_floats = 0,
+    .pack_kv = pack_kv,
+    .attend = attend,
+    .attend_direct = attend_direct,
+    .attn_block = 1,
+    .attn_rows = 1,
+    .attn_scratch_floats = attn_scratch_floats,
+    .silu_mul = silu_mul,
 };
 
 }  // namespace nativelm::cpu

@@ -39,8 +39,7 @@ void gather_k_block(const AttnSource& src, int64_t p0, float* kt) {
       }
     }
     for (int64_t d = dv; d < hd; ++d) {
-      for (int c = 0; c < kW; ++c)
-        out[d * kNR + c] = scalar_w<T>(src.k + offsets[c], d);
+      for (int c = 0; c < kW; ++c) out[d * kNR + c] = scalar_w<T>(src.k + offsets[c], d);
     }
   }
 }
@@ -102,9 +101,12 @@ void pack_kv_t(const AttnSource& src, int64_t p0, int64_t p1, float* kt, float* 
 
 void pack_kv(const AttnSource& src, int64_t p0, int64_t p1, float* kt, float* vf) {
   switch (src.dtype) {
-    case DType::F32: return pack_kv_t<DType::F32>(src, p0, p1, kt, vf);
-    case DType::BF16: return pack_kv_t<DType::BF16>(src, p0, p1, kt, vf);
-    case DType::F16: return pack_kv_t<DType::F16>(src, p0, p1, kt, vf);
+    case DType::F32:
+      return pack_kv_t<DType::F32>(src, p0, p1, kt, vf);
+    case DType::BF16:
+      return pack_kv_t<DType::BF16>(src, p0, p1, kt, vf);
+    case DType::F16:
+      return pack_kv_t<DType::F16>(src, p0, p1, kt, vf);
   }
 }
 
@@ -271,15 +273,16 @@ void attend_direct_t(const AttnSource& src, const AttnQueries& qs, float* scratc
     int64_t npos = 0;
     for (int64_t i = i0; i < i0 + nq; ++i) npos = qs.visible[i] > npos ? qs.visible[i] : npos;
     const int64_t lds = round_up(npos, kW);
-    float* scores = scratch;                            // [nq][lds]
-    float* otile = scores + kDirectQueries * lds;       // [nq][hd]
+    float* scores = scratch;                       // [nq][lds]
+    float* otile = scores + kDirectQueries * lds;  // [nq][hd]
     if (nq == kDirectQueries) {
       direct_scores<T, kDirectQueries>(src, qs, i0, npos, scores, lds);
     } else {
       direct_scores<T, 1>(src, qs, i0, npos, scores, lds);
     }
     // Zeros past each query's visible length let the queries share one pass.
-    for (int64_t i = 0; i < nq; ++i) softmax_row(scores + i * lds, qs.visible[i0 + i], lds, qs.scale);
+    for (int64_t i = 0; i < nq; ++i)
+      softmax_row(scores + i * lds, qs.visible[i0 + i], lds, qs.scale);
     if (nq == kDirectQueries) {
       direct_values<T, kDirectQueries>(src, scores, lds, npos, otile);
     } else {
@@ -293,8 +296,11 @@ void attend_direct_t(const AttnSource& src, const AttnQueries& qs, float* scratc
 
 void attend_direct(const AttnSource& src, const AttnQueries& qs, float* scratch) {
   switch (src.dtype) {
-    case DType::F32: return attend_direct_t<DType::F32>(src, qs, scratch);
-    case DType::BF16: return attend_direct_t<DType::BF16>(src, qs, scratch);
-    case DType::F16: return attend_direct_t<DType::F16>(src, qs, scratch);
+    case DType::F32:
+      return attend_direct_t<DType::F32>(src, qs, scratch);
+    case DType::BF16:
+      return attend_direct_t<DType::BF16>(src, qs, scratch);
+    case DType::F16:
+      return attend_direct_t<DType::F16>(src, qs, scratch);
   }
 }

@@ -50,10 +50,14 @@ template <DType T>
 void gemv_t(const float* x, int64_t rows, const void* w, int64_t k, int64_t m0, int64_t m1,
             float* out, int64_t ldo) {
   switch (rows) {
-    case 1: return gemv_rows<T, 1>(x, w, k, m0, m1, out, ldo);
-    case 2: return gemv_rows<T, 2>(x, w, k, m0, m1, out, ldo);
-    case 3: return gemv_rows<T, 3>(x, w, k, m0, m1, out, ldo);
-    default: break;
+    case 1:
+      return gemv_rows<T, 1>(x, w, k, m0, m1, out, ldo);
+    case 2:
+      return gemv_rows<T, 2>(x, w, k, m0, m1, out, ldo);
+    case 3:
+      return gemv_rows<T, 3>(x, w, k, m0, m1, out, ldo);
+    default:
+      break;
   }
   for (int64_t r = 0; r < rows; r += 4) {
     const int64_t n = min64(4, rows - r);
@@ -65,12 +69,15 @@ void gemv_t(const float* x, int64_t rows, const void* w, int64_t k, int64_t m0, 
   }
 }
 
-void gemv(const float* x, int64_t rows, const void* w, DType wt, int64_t k, int64_t m0,
-          int64_t m1, float* out, int64_t ldo) {
+void gemv(const float* x, int64_t rows, const void* w, DType wt, int64_t k, int64_t m0, int64_t m1,
+          float* out, int64_t ldo) {
   switch (wt) {
-    case DType::F32: return gemv_t<DType::F32>(x, rows, w, k, m0, m1, out, ldo);
-    case DType::BF16: return gemv_t<DType::BF16>(x, rows, w, k, m0, m1, out, ldo);
-    case DType::F16: return gemv_t<DType::F16>(x, rows, w, k, m0, m1, out, ldo);
+    case DType::F32:
+      return gemv_t<DType::F32>(x, rows, w, k, m0, m1, out, ldo);
+    case DType::BF16:
+      return gemv_t<DType::BF16>(x, rows, w, k, m0, m1, out, ldo);
+    case DType::F16:
+      return gemv_t<DType::F16>(x, rows, w, k, m0, m1, out, ldo);
   }
 }
 
@@ -128,7 +135,8 @@ void pack_w(const void* w, int64_t k, int64_t m, int64_t m_end, int64_t k0, int6
   constexpr int64_t step = T == DType::F32 ? 1 : 2;
   const int64_t kv = kc - kc % step;
   for (int half = 0; half < kNR / kW; ++half) {
-    const char* base = static_cast<const char*>(w_row<T>(w, m + half * kW, k)) + k0 * elem_bytes<T>();
+    const char* base =
+        static_cast<const char*>(w_row<T>(w, m + half * kW, k)) + k0 * elem_bytes<T>();
     const auto index = V::row_offsets(static_cast<int32_t>(k * elem_bytes<T>()));
     float* out = dst + half * kW;
     for (int64_t kk = 0; kk < kv; kk += step) {
@@ -212,18 +220,21 @@ void gemm_t(const float* xpack, int64_t n, const void* w, int64_t k, int64_t m0,
       const int64_t kc = min64(kKC, k - k0);
       pack_w<T>(w, k, m, m1, k0, kc, bpack);
       for (int64_t r0 = 0; r0 < n; r0 += kMR) {
-        micro_kernel(xpack + n_pad * k0 + (r0 / kMR) * kc * kMR, bpack, kNR, kc,
-                     out + r0 * ldo + m, ldo, min64(kMR, n - r0), cols, k0 > 0);
+        micro_kernel(xpack + n_pad * k0 + (r0 / kMR) * kc * kMR, bpack, kNR, kc, out + r0 * ldo + m,
+                     ldo, min64(kMR, n - r0), cols, k0 > 0);
       }
     }
   }
 }
 
-void gemm(const float* xpack, int64_t n, const void* w, DType wt, int64_t k, int64_t m0,
-          int64_t m1, float* out, int64_t ldo, float* scratch) {
+void gemm(const float* xpack, int64_t n, const void* w, DType wt, int64_t k, int64_t m0, int64_t m1,
+          float* out, int64_t ldo, float* scratch) {
   switch (wt) {
-    case DType::F32: return gemm_t<DType::F32>(xpack, n, w, k, m0, m1, out, ldo, scratch);
-    case DType::BF16: return gemm_t<DType::BF16>(xpack, n, w, k, m0, m1, out, ldo, scratch);
-    case DType::F16: return gemm_t<DType::F16>(xpack, n, w, k, m0, m1, out, ldo, scratch);
+    case DType::F32:
+      return gemm_t<DType::F32>(xpack, n, w, k, m0, m1, out, ldo, scratch);
+    case DType::BF16:
+      return gemm_t<DType::BF16>(xpack, n, w, k, m0, m1, out, ldo, scratch);
+    case DType::F16:
+      return gemm_t<DType::F16>(xpack, n, w, k, m0, m1, out, ldo, scratch);
   }
 }

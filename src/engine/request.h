@@ -40,6 +40,9 @@ struct RequestUpdate {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t cached_tokens = 0;
+  // The request's timeline, on the final update: waiting for admission,
+  // admission to first token (prefill), first token to the end (decode).
+  double queue_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
 };
 
 // The channel between the scheduler thread (producer) and one client.

@@ -1,6 +1,7 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -21,6 +22,9 @@ struct Scheduler::Running {
   DecodeStream detok;
   std::vector<int32_t> stop_ids;
   bool done = false;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point submitted = Clock::now();
+  std::optional<Clock::time_point> admitted, first_token;
 
   Running(RequestInput in, std::shared_ptr<RequestStream> s, const Tokenizer& tok,
           const std::vector<int32_t>& eos)
@@ -129,6 +133,11 @@ void Scheduler::finish(Running& r, std::string reason, std::optional<int32_t> st
   }
   u.finished = true;
   u.finish_reason = std::move(reason);
+  const auto now = Running::Clock::now();
+  const auto admitted = r.admitted.value_or(now), first = r.first_token.value_or(now);
+  u.queue_seconds = std::chrono::duration<double>(admitted - r.submitted).count();
+  u.prefill_seconds = std::chrono::duration<double>(first - admitted).count();
+  u.decode_seconds = std::chrono::duration<double>(now - first).count();
   u.prompt_tokens = static_cast<int64_t>(r.prompt_len);
   u.completion_tokens = static_cast<int64_t>(r.output().size());
   runner_->release(r.kv);
@@ -160,6 +169,7 @@ void Scheduler::admit() {
     Running& r = *waiting_.front();
     const int64_t need = runner_->pages_needed(r.kv, static_cast<int32_t>(r.pending()));
     if (need + static_cast<int64_t>(running_.size()) > pool_->free_pages() && !running_.empty()) break;
+    if (!r.admitted) r.admitted = Running::Clock::now();
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
@@ -219,6 +229,7 @@ void Scheduler::handle_logits(Running& r, std::span<float> logits) {
     for (size_t i = 0; i < k; ++i) out.top.emplace_back(idx[i], raw[idx[i]] - log_z);
   }
 
+  if (!r.first_token) r.first_token = Running::Clock::now();
   RequestUpdate u;
   if (std::find(r.stop_ids.begin(), r.stop_ids.end(), token) != r.stop_ids.end()) {
     finish(r, "stop", token);

@@ -100,6 +100,7 @@ void Generation::record(Choice& c, const RequestUpdate& u) {
   c.usage.cached_tokens = std::max(c.usage.cached_tokens, u.cached_tokens);
   if (u.finished) {
     c.finished = true;
+    ctx_.metrics.timeline(u.queue_seconds, u.prefill_seconds, u.decode_seconds);
     ctx_.metrics.request_finished(u.error.empty() ? u.finish_reason : "error", c.usage.prompt_tokens,
                                   c.usage.completion_tokens, c.usage.cached_tokens, seconds_between(start_, now));
   }

@@ -48,7 +48,9 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
   out += fmt::format("{0}_bucket{{le=\"+Inf\"}} {1}\n{0}_sum {2}\n{0}_count {1}\n", name, count_, sum_);
 }
 
-Metrics::Metrics() : ttft_(kTtftBounds), itl_(kItlBounds), e2e_(kE2eBounds) {}
+Metrics::Metrics()
+    : ttft_(kTtftBounds), itl_(kItlBounds), e2e_(kE2eBounds), queue_(kE2eBounds), prefill_(kTtftBounds),
+      decode_(kE2eBounds) {}
 
 void Metrics::request_finished(const std::string& finish_reason, int64_t prompt_tokens, int64_t completion_tokens,
                                int64_t cached_tokens, double e2e_seconds) {
@@ -89,6 +91,9 @@ std::string Metrics::render(const SchedulerStats& s) const {
   ttft_.render(out, "nativelm:time_to_first_token_seconds", "Time from request arrival to its first token");
   itl_.render(out, "nativelm:inter_token_latency_seconds", "Time between consecutive output tokens");
   e2e_.render(out, "nativelm:e2e_request_latency_seconds", "Time from request arrival to its last token");
+  queue_.render(out, "nativelm:request_queue_time_seconds", "Time a request waited before the scheduler admitted it");
+  prefill_.render(out, "nativelm:request_prefill_time_seconds", "Time from admission to the first token");
+  decode_.render(out, "nativelm:request_decode_time_seconds", "Time from the first token to the last");
   return out;
 }
 

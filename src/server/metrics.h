@@ -38,6 +38,12 @@ class Metrics {
   void http_error() { http_errors_++; }
   void time_to_first_token(double seconds) { ttft_.observe(seconds); }
   void inter_token_latency(double seconds) { itl_.observe(seconds); }
+  // The scheduler's timeline of one finished request.
+  void timeline(double queue, double prefill, double decode) {
+    queue_.observe(queue);
+    prefill_.observe(prefill);
+    decode_.observe(decode);
+  }
 
   std::string render(const SchedulerStats& stats) const;
 
@@ -45,7 +51,7 @@ class Metrics {
   std::atomic<uint64_t> requests_started_{0}, http_errors_{0};
   std::atomic<uint64_t> finished_stop_{0}, finished_length_{0}, finished_abort_{0}, finished_other_{0};
   std::atomic<uint64_t> prompt_tokens_{0}, generation_tokens_{0}, cached_tokens_{0};
-  Histogram ttft_, itl_, e2e_;
+  Histogram ttft_, itl_, e2e_, queue_, prefill_, decode_;
 };
 
 }  // namespace nativelm::server

@@ -166,6 +166,12 @@ test('models, info, health, tokenize, detokenize, metrics', async () => {
     assert.ok(metrics.includes(name), `metrics has ${name}`);
   }
   assert.ok(Number(metrics.match(/^nativelm:generation_tokens_total (\d+)/m)[1]) > 0);
+  // The request timeline: every finished request has a queue, prefill and decode time.
+  const finished = Number(metrics.match(/^nativelm:e2e_request_latency_seconds_count (\d+)/m)[1]);
+  for (const phase of ['queue', 'prefill', 'decode']) {
+    const n = Number(metrics.match(new RegExp(`^nativelm:request_${phase}_time_seconds_count (\\d+)`, 'm'))[1]);
+    assert.equal(n, finished, `${phase} timeline count`);
+  }
   assert.equal((await server.postJson('/flush_cache', {})).status, 200);
 });
 

@@ -106,11 +106,25 @@ TEST(Cli, TruncatedWeightsAreAClearError) {
 }
 
 TEST(Cli, BadFlagsAreRejected) {
-  EXPECT_NE(nativelm("generate --prompt hi").status, 0);  // no --model-path
+  EXPECT_NE(nativelm("generate --model-path '" + kStories.string() + "'").status, 0);  // no --prompt
+  EXPECT_NE(nativelm("generate --prompt hi --max-new-tokens -3").status, 0);
   auto r = nativelm("generate --model-path '" + kStories.string() + "' --prompt hi --top-p 3");
   EXPECT_EQ(r.status, 1);
   EXPECT_THAT(r.err, HasSubstr("top_p must be in (0, 1]"));
   EXPECT_NE(nativelm("no_such_command").status, 0);
+}
+
+TEST(Cli, DefaultModelIsTheBundledDemo) {
+  const auto ref = nlohmann::json::parse(
+      std::ifstream(fs::path(NATIVELM_SOURCE_DIR) / "models" / "demo-shakespeare" / "reference.json"));
+  const auto& sample = ref["samples"][0];
+  ASSERT_EQ(sample["prompt"], "ROMEO:");
+  auto r = nativelm("generate --prompt 'ROMEO:' --temperature 0 --ignore-eos --max-new-tokens " +
+                    std::to_string(sample["generated_ids"].size()));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("using the bundled demo model"));
+  EXPECT_THAT(r.err, HasSubstr("demo-shakespeare"));
+  EXPECT_EQ(r.out, sample["generated_text"].get<std::string>() + "\n");
 }
 
 TEST(Cli, UnavailableDeviceSaysWhy) {

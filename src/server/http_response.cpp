@@ -63,4 +63,14 @@ void stream_sse(httplib::Response& res, std::shared_ptr<Generation> generation, 
       [generation](bool) { generation->cancel(); });
 }
 
+StreamTrailer usage_trailer(nlohmann::json base, const Generation* generation, bool include_usage) {
+  return [base = std::move(base), generation, include_usage]() {
+    if (!include_usage) return std::vector<nlohmann::json>{};
+    nlohmann::json chunk = base;
+    chunk["choices"] = nlohmann::json::array();
+    chunk["usage"] = usage_json(generation->usage());
+    return std::vector<nlohmann::json>{chunk};
+  };
+}
+
 }  // namespace nativelm::server

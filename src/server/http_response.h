@@ -21,6 +21,10 @@ using ChunkFormatter = std::function<std::vector<nlohmann::json>(size_t index, c
 // The events after every choice finished (e.g. the usage chunk).
 using StreamTrailer = std::function<std::vector<nlohmann::json>()>;
 
+// The OpenAI trailer: with stream_options.include_usage, one last chunk
+// (`base` with no choices) carrying the usage of the whole generation.
+StreamTrailer usage_trailer(nlohmann::json base, const Generation* generation, bool include_usage);
+
 // Streams `generation` as "data: {...}\n\n" events ending in "data: [DONE]".
 // A client that goes away cancels the generation.
 void stream_sse(httplib::Response& res, std::shared_ptr<Generation> generation, ChunkFormatter format,

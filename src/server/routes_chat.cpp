@@ -72,13 +72,7 @@ void respond_stream(httplib::Response& res, std::shared_ptr<Generation> gen, con
     json logprobs = top >= 0 && !u.tokens.empty() ? chat_logprobs(*ctx.model.tokenizer, u.tokens, top) : json(nullptr);
     return (*choices)[i].chunks(u, std::move(logprobs));
   };
-  auto trailer = [base, gen_ptr = gen.get(), include = r.common.include_usage]() {
-    if (!include) return std::vector<json>{};
-    json chunk = base;
-    chunk["choices"] = json::array();
-    chunk["usage"] = usage_json(gen_ptr->usage());
-    return std::vector<json>{chunk};
-  };
+  auto trailer = usage_trailer(base, gen.get(), r.common.include_usage);
   stream_sse(res, std::move(gen), format, trailer);
 }
 

@@ -1,6 +1,7 @@
 // Read bandwidth of main memory with all threads: the denominator of the
 // decode roofline (bytes of weights per token / bytes per second).
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
@@ -10,6 +11,19 @@
 
 namespace {
 
+// Sums [begin, end) as four interleaved streams of 32-byte loads, the access
+// pattern of a GEMV over four weight rows.
+__attribute__((target("avx2"))) uint64_t sum_streams(const uint64_t* data, int64_t begin, int64_t end) {
+  const int64_t quarter = (end - begin) / 4 / 4 * 4;
+  __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+  for (int64_t i = 0; i < quarter; i += 4)
+    for (int s = 0; s < 4; ++s)
+      acc[s] = _mm256_add_epi64(acc[s], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + begin + s * quarter + i)));
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3])));
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
 void BM_ReadBandwidth(benchmark::State& state) {
   const size_t bytes = static_cast<size_t>(state.range(0)) << 20;
   std::vector<uint64_t> buffer(bytes / 8);
@@ -18,14 +32,7 @@ void BM_ReadBandwidth(benchmark::State& state) {
   std::vector<uint64_t> sums(pool.size() * 8);
   for (auto _ : state) {
     pool.parallel_for(static_cast<int64_t>(buffer.size()), 1 << 16, [&](int64_t begin, int64_t end) {
-      uint64_t a = 0, b = 0, c = 0, d = 0;
-      for (int64_t i = begin; i + 4 <= end; i += 4) {
-        a += buffer[i];
-        b += buffer[i + 1];
-        c += buffer[i + 2];
-        d += buffer[i + 3];
-      }
-      sums[(begin * pool.size() / static_cast<int64_t>(buffer.size())) * 8] = a + b + c + d;
+      sums[(begin * pool.size() / static_cast<int64_t>(buffer.size())) * 8] = sum_streams(buffer.data(), begin, end);
     });
     benchmark::DoNotOptimize(sums.data());
   }

@@ -92,7 +92,8 @@ void print_result(const std::string& backend, size_t requests, double duration, 
 void run(const OfflineOptions& o) {
   auto m = o.model.load();
   if (o.disable_overlap_schedule) log::info("--disable-overlap-schedule: the CPU scheduler never overlaps steps");
-  const auto prompts = o.dataset_name == "random" ? random_prompts(o, m->config.vocab_size)
+  const int64_t vocab = std::min<int64_t>(m->config.vocab_size, m->tokenizer->vocab_size());
+  const auto prompts = o.dataset_name == "random" ? random_prompts(o, vocab)
                        : o.dataset_name == "sharegpt"
                            ? sharegpt_prompts(o, *m->tokenizer)
                            : (fail("unknown --dataset-name '{}' (random or sharegpt)", o.dataset_name), std::vector<Prompt>{});

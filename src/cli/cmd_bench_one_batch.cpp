@@ -45,7 +45,7 @@ nlohmann::json run_once(const std::string& run_name, LoadedModel& m, int bs, int
   KvPool pool(*m.backend, shape);
   ModelRunner runner(*m.model, pool);
   std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(std::min<int64_t>(10000, m.config.vocab_size) - 1));
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(std::min<int64_t>(10000, m.config.vocab_size) - 1));  // as SGLang
   std::vector<SeqKv> seqs(bs);
   std::vector<SeqKv*> ptrs;
   std::vector<std::vector<int32_t>> inputs(bs, std::vector<int32_t>(in_len));

@@ -263,7 +263,7 @@ void Scheduler::run_step() {
   std::vector<float> logits;
   try {
     runner_->step(kvs, tokens, logits);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     // Should not happen after make_room; fail these requests, keep serving.
     log::error("forward step failed: {}", e.what());
     for (Running* r : batch) {
@@ -276,9 +276,19 @@ void Scheduler::run_step() {
     return;
   }
   const int64_t vocab = model_.config.vocab_size;
-  for (size_t i = 0; i < batch.size(); ++i)
-    if (batch[i]->pending() == 0)  // the whole context is cached: its logits predict the next token
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i]->pending() != 0) continue;  // logits predict the next token once the context is cached
+    try {
       handle_logits(*batch[i], std::span(logits).subspan(i * vocab, vocab));
+    } catch (const std::exception& e) {
+      // One request's failure (e.g. in detokenizing) must not stop the others.
+      log::error("request {} failed: {}", batch[i]->stream->id(), e.what());
+      RequestUpdate u;
+      u.error = e.what();
+      batch[i]->stream->push(std::move(u));
+      if (!batch[i]->done) finish(*batch[i], "abort");
+    }
+  }
   std::erase_if(running_, [](const auto& r) { return r->done; });
 }
 

@@ -163,8 +163,10 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int32_t id : ids) {
+    // Ids past the tokenizer's vocabulary (models pad their embedding
+    // tables) decode to nothing, as in Hugging Face tokenizers.
     const std::string* token = m.token_of(id);
-    if (!token) fail("cannot decode token id {}: the vocabulary has ids 0..{}", id, m.vocab_size - 1);
+    if (!token) continue;
     if (skip_special_tokens && is_special(id)) continue;
     tokens.push_back(*token);
   }

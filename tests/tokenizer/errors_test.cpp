@@ -81,8 +81,9 @@ TEST(TokenizerErrors, InvalidUtf8Input) {
 
 TEST(TokenizerErrors, UnknownIds) {
   auto tok = Tokenizer::from_json(tiny_bpe());
-  std::vector<int32_t> ids{0, 7};
-  EXPECT_THAT(error_of([&] { tok.decode(ids); }), HasSubstr("token id 7"));
+  // Hugging Face skips ids the vocabulary does not have.
+  std::vector<int32_t> ids{0, 7}, known{0};
+  EXPECT_EQ(tok.decode(ids), tok.decode(known));
   EXPECT_THAT(error_of([&] { tok.id_to_token(-1); }), HasSubstr("id -1"));
 }
 
@@ -96,7 +97,7 @@ TEST(TokenizerErrors, DecodeStreamSurvivesUnknownId) {
   auto tok = Tokenizer::from_json(tiny_bpe());
   DecodeStream s(tok, false);
   EXPECT_EQ(s.step(0), "a");
-  EXPECT_THAT(error_of([&] { s.step(99); }), HasSubstr("token id 99"));
+  EXPECT_EQ(s.step(99), "");
   EXPECT_EQ(s.step(2), " ab");  // no decoder: tokens are joined with spaces
   EXPECT_EQ(s.flush(), "");
 }

@@ -3,6 +3,9 @@
 // cpu_elementwise.cpp and cpu_attention.cpp.
 #include "backend/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -13,6 +16,10 @@
 namespace nativelm {
 
 using namespace cpu;
+
+namespace {
+size_t mapped_bytes(const Tensor& t) { return std::max<size_t>(static_cast<size_t>(t.bytes()), 1); }
+}  // namespace
 
 CpuBackend::CpuBackend() : CpuBackend(active_isa()) {}
 CpuBackend::CpuBackend(Isa isa) : kernels_(&kernels_for(isa)) {}
@@ -27,16 +34,17 @@ Tensor CpuBackend::alloc(DType dtype, std::initializer_list<int64_t> shape) {
   for (int64_t d : shape) {
     if (d < 0) fail("alloc: negative dimension {}", d);
   }
-  // 64-byte alignment keeps rows of SIMD loads inside cache lines.
-  const size_t bytes = (static_cast<size_t>(t.bytes()) + 63) / 64 * 64;
-  t.data = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
-  if (!t.data) fail("alloc: out of memory allocating {} bytes", bytes);
-  std::memset(t.data, 0, bytes);
+  // Anonymous pages arrive zeroed and are only backed by memory once touched,
+  // so a large KV pool costs nothing until requests fill it; page alignment
+  // also keeps SIMD rows inside cache lines.
+  void* p = ::mmap(nullptr, mapped_bytes(t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) fail("alloc: out of memory allocating {} bytes", t.bytes());
+  t.data = p;
   return t;
 }
 
 void CpuBackend::free(Tensor& t) {
-  std::free(t.data);
+  if (t.data) ::munmap(t.data, mapped_bytes(t));
   t = Tensor();
 }
 

@@ -60,9 +60,9 @@ BENCHMARK(BM_GemvBf16)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
-// Prefill: 512 rows.
+// Prefill (512 rows) and batched decode (64 rows).
 void BM_GemmBf16(benchmark::State& state) {
-  const int64_t n = 512, k = state.range(0), m = state.range(1);
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   std::vector<uint16_t> w = random_bf16(k * m, 3);
   std::vector<float> x = random_f32(n * k, 7), out(n * m);
   CpuBackend be;
@@ -78,9 +78,11 @@ void BM_GemmBf16(benchmark::State& state) {
   state.SetLabel(be.name());
 }
 BENCHMARK(BM_GemmBf16)
-    ->Args({1024, 3072})
-    ->Args({3072, 1024})
-    ->Args({1024, 151936})
+    ->Args({512, 1024, 3072})
+    ->Args({512, 3072, 1024})
+    ->Args({512, 1024, 151936})
+    ->Args({64, 1024, 3072})
+    ->Args({64, 3072, 1024})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -187,6 +187,11 @@ void run_short(const Context& c, const std::vector<int32_t>& seq_ids,
   });
 }
 
+// Causal query blocks cost more the later they come, so the threads' even
+// shares of [0, n) map to blocks taken from both ends in turn: 0, n-1, 1,
+// n-2, ... gives every contiguous range about the same work.
+int64_t balanced_order(int64_t j, int64_t n) { return j % 2 == 0 ? j / 2 : n - 1 - j / 2; }
+
 // A prefill-sized sequence: per kv head, pack K/V in parallel by position
 // blocks, then attend in parallel by query blocks.
 void run_long(const Context& c, const AttentionSeq& seq, const std::vector<int32_t>& slots) {
@@ -203,7 +208,8 @@ void run_long(const Context& c, const AttentionSeq& seq, const std::vector<int32
     const int64_t qblocks = (seq.q_len + qblock - 1) / qblock;
     pool.parallel_for(qblocks, 1, [&](int64_t b0, int64_t b1) {
       Buffers& b = thread_buffers();
-      for (int64_t qb = b0; qb < b1; ++qb) {
+      for (int64_t j = b0; j < b1; ++j) {
+        const int64_t qb = balanced_order(j, qblocks);
         attend_rows(c, seq, h, qb * qblock, std::min<int64_t>((qb + 1) * qblock, seq.q_len),
                     kt.data(), vf.data(), b, src);
       }

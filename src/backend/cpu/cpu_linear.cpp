@@ -69,7 +69,7 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
       });
       pool.parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
         thread_local std::vector<float> scratch;
-        scratch.resize(static_cast<size_t>(kern.gemm_scratch_floats));
+        scratch.resize(static_cast<size_t>(kern.gemm_scratch_floats(rows)));
         kern.gemm(xpack, rows, w.data, w.dtype, k, p0 * panel, std::min(p1 * panel, m), os + r0 * m,
                   m, scratch.data());
       });

@@ -44,14 +44,14 @@ struct Kernels {
   // rearranges row groups [g0, g1) (gemm_rows rows each) of x into xpack,
   // gemm_packed_floats(n, k) floats in all; gemm then computes columns
   // [m0, m1) of out from xpack (m0 a multiple of gemm_panel), using
-  // gemm_scratch_floats floats of per-thread scratch.
+  // gemm_scratch_floats(n) floats of per-thread scratch.
   void (*gemm_pack_x)(const float* x, int64_t n, int64_t k, int64_t g0, int64_t g1, float* xpack);
   void (*gemm)(const float* xpack, int64_t n, const void* w, DType wt, int64_t k, int64_t m0,
                int64_t m1, float* out, int64_t ldo, float* scratch);
   int64_t gemm_rows;
   int64_t gemm_panel;
   int64_t (*gemm_packed_floats)(int64_t n, int64_t k);
-  int64_t gemm_scratch_floats;
+  int64_t (*gemm_scratch_floats)(int64_t n);
   // Converts positions [p0, p1) of src (p0 a multiple of attn_block) to f32:
   // K into kt as [p / attn_block][head_dim][attn_block], V into vf as
   // [p][head_dim]. Positions past kv_len become zeros. vf needs attn_block

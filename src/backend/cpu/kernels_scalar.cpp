@@ -48,6 +48,7 @@ void gemm_pack_x(const float* x, int64_t, int64_t k, int64_t g0, int64_t g1, flo
 }
 
 int64_t gemm_packed_floats(int64_t n, int64_t k) { return n * k; }
+int64_t gemm_scratch_floats(int64_t) { return 0; }
 
 void axpy(float alpha, const void* x, DType xt, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * weight_at(x, xt, i);
@@ -131,7 +132,7 @@ extern const Kernels kScalarKernels = {
     .gemm_rows = 1,
     .gemm_panel = 1,
     .gemm_packed_floats = gemm_packed_floats,
-    .gemm_scratch_floats = 0,
+    .gemm_scratch_floats = gemm_scratch_floats,
     .pack_kv = pack_kv,
     .attend = attend,
     .attend_direct = attend_direct,

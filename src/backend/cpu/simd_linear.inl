@@ -210,22 +210,40 @@ void micro_kernel(const float* a, const float* b, int64_t ldb, int64_t kc, float
   micro_kernel_upto<kMR>(a, b, ldb, kc, c, ldc, rows, cols, accumulate);
 }
 
+// The tile results go to cbuf, a contiguous [n][kNR] strip, and are copied to
+// out once per panel: out's rows are ldo apart, and for the usual power-of-two
+// widths that stride maps every row of the strip to the same few cache sets,
+// so accumulating there across k blocks kept missing L1 and L2.
 template <DType T>
 void gemm_t(const float* xpack, int64_t n, const void* w, int64_t k, int64_t m0, int64_t m1,
-            float* out, int64_t ldo, float* bpack) {
+            float* out, int64_t ldo, float* scratch) {
   const int64_t n_pad = round_up(n, kMR);
+  float* bpack = scratch;
+  float* cbuf = scratch + kKC * kNR;
   for (int64_t m = m0; m < m1; m += kNR) {
     const int64_t cols = min64(kNR, m1 - m);
     for (int64_t k0 = 0; k0 < k; k0 += kKC) {
       const int64_t kc = min64(kKC, k - k0);
       pack_w<T>(w, k, m, m1, k0, kc, bpack);
       for (int64_t r0 = 0; r0 < n; r0 += kMR) {
-        micro_kernel(xpack + n_pad * k0 + (r0 / kMR) * kc * kMR, bpack, kNR, kc, out + r0 * ldo + m,
-                     ldo, min64(kMR, n - r0), cols, k0 > 0);
+        micro_kernel(xpack + n_pad * k0 + (r0 / kMR) * kc * kMR, bpack, kNR, kc, cbuf + r0 * kNR,
+                     kNR, min64(kMR, n - r0), kNR, k0 > 0);
+      }
+    }
+    for (int64_t r = 0; r < n; ++r) {
+      const float* src = cbuf + r * kNR;
+      float* dst = out + r * ldo + m;
+      if (cols == kNR) {
+        V::store(dst, V::load(src));
+        V::store(dst + kW, V::load(src + kW));
+      } else {
+        for (int64_t j = 0; j < cols; ++j) dst[j] = src[j];
       }
     }
   }
 }
+
+int64_t gemm_scratch_floats(int64_t n) { return kKC * kNR + round_up(n, kMR) * kNR; }
 
 void gemm(const float* xpack, int64_t n, const void* w, DType wt, int64_t k, int64_t m0, int64_t m1,
           float* out, int64_t ldo, float* scratch) {

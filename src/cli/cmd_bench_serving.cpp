@@ -299,7 +299,14 @@ void register_bench_serving(CLI::App& app) {
   cmd->add_option("--num-prompts", o->num_prompts, "Requests to send")->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--request-rate", o->request_rate, "Requests per second (Poisson arrivals; inf: all at once)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check([](const std::string& value) {  // CLI::PositiveNumber rejects inf
+        try {
+          return std::stod(value) > 0 ? std::string() : std::string("--request-rate must be positive or inf");
+        } catch (const std::exception&) {
+          return std::string("--request-rate must be a number or inf");
+        }
+      });
   cmd->add_option("--max-concurrency", o->max_concurrency, "Requests in flight at most (0: unlimited)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--dataset-name", o->dataset_name, "random or sharegpt")->capture_default_str()

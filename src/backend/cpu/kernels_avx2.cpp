@@ -109,22 +109,8 @@ struct V {
 
 }  // namespace
 
-extern const Kernels kAvx2Kernels = {
-    .isa = Isa::Avx2,
-    .gemv = gemv,
-    .gemm_pack_x = gemm_pack_x,
-    .gemm = gemm,
-    .gemm_rows = kMR,
-    .gemm_panel = kNR,
-    .gemm_packed_floats = gemm_packed_floats,
-    .gemm_scratch_floats = gemm_scratch_floats,
-    .pack_kv = pack_kv,
-    .attend = attend,
-    .attend_direct = attend_direct,
-    .attn_block = kNR,
-    .attn_rows = kMR,
-    .attn_scratch_floats = attn_scratch_floats,
-    .silu_mul = silu_mul,
-};
+#define NATIVELM_KERNEL_TABLE kAvx2Kernels
+#define NATIVELM_KERNEL_ISA Avx2
+#include "backend/cpu/simd_kernel_table.inl"
 
 }  // namespace nativelm::cpu

@@ -102,22 +102,8 @@ struct V {
 
 }  // namespace
 
-extern const Kernels kAvx512Kernels = {
-    .isa = Isa::Avx512,
-    .gemv = gemv,
-    .gemm_pack_x = gemm_pack_x,
-    .gemm = gemm,
-    .gemm_rows = kMR,
-    .gemm_panel = kNR,
-    .gemm_packed_floats = gemm_packed_floats,
-    .gemm_scratch_floats = gemm_scratch_floats,
-    .pack_kv = pack_kv,
-    .attend = attend,
-    .attend_direct = attend_direct,
-    .attn_block = kNR,
-    .attn_rows = kMR,
-    .attn_scratch_floats = attn_scratch_floats,
-    .silu_mul = silu_mul,
-};
+#define NATIVELM_KERNEL_TABLE kAvx512Kernels
+#define NATIVELM_KERNEL_ISA Avx512
+#include "backend/cpu/simd_kernel_table.inl"
 
 }  // namespace nativelm::cpu

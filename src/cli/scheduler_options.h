@@ -17,6 +17,8 @@ inline void add_scheduler_options(CLI::App& cmd, SchedulerOptions& sch) {
       ->capture_default_str()->check(CLI::Range(0.01, 0.99));
   cmd.add_option("--page-size", sch.page_size, "Tokens per KV cache page")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_flag("--disable-radix-cache{false}", sch.prefix_cache,
+               "Do not share the KV pages of common prompt prefixes between requests");
 }
 
 }  // namespace nativelm::cli

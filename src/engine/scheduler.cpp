@@ -22,6 +22,9 @@ struct Scheduler::Running {
   DecodeStream detok;
   std::vector<int32_t> stop_ids;
   bool done = false;
+  std::vector<uint64_t> page_hashes;  // chained hashes of the prompt's full pages
+  size_t published = 0;               // of those, pages already published
+  int64_t cached_tokens = 0;
   using Clock = std::chrono::steady_clock;
   Clock::time_point submitted = Clock::now();
   std::optional<Clock::time_point> admitted, first_token;
@@ -105,6 +108,14 @@ void Scheduler::shutdown() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Scheduler::flush_cache() {
+  {
+    std::lock_guard lock(mutex_);
+    flush_ = true;
+  }
+  wake_.notify_one();
+}
+
 SchedulerStats Scheduler::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
@@ -112,7 +123,7 @@ SchedulerStats Scheduler::stats() const {
 
 void Scheduler::take_incoming(bool block) {
   std::unique_lock lock(mutex_);
-  if (block) wake_.wait(lock, [&] { return stop_ || !incoming_.empty(); });
+  if (block) wake_.wait(lock, [&] { return stop_ || flush_ || !incoming_.empty(); });
   while (!incoming_.empty()) {
     waiting_.push_back(std::move(incoming_.front()));
     incoming_.pop_front();
@@ -140,6 +151,7 @@ void Scheduler::finish(Running& r, std::string reason, std::optional<int32_t> st
   u.decode_seconds = std::chrono::duration<double>(now - first).count();
   u.prompt_tokens = static_cast<int64_t>(r.prompt_len);
   u.completion_tokens = static_cast<int64_t>(r.output().size());
+  u.cached_tokens = r.cached_tokens;
   runner_->release(r.kv);
   r.done = true;
   {
@@ -162,6 +174,40 @@ void Scheduler::drop_cancelled() {
   std::erase_if(waiting_, [](const auto& r) { return r->done; });
 }
 
+// Starts a request's page table with the cached pages of its longest cached
+// prompt prefix; at least one prompt token is always left to compute, since
+// its logits give the first output token.
+void Scheduler::reuse_prefix(Running& r) {
+  if (r.kv.kv_len != 0) return;
+  const int32_t ps = pool_->page_size();
+  if (r.page_hashes.empty()) {
+    uint64_t h = 0;
+    for (size_t end = ps; end < r.prompt_len; end += ps)
+      r.page_hashes.push_back(h = chain_page_hash(h, std::span(r.context).subspan(end - ps, ps)));
+  }
+  r.published = 0;
+  for (uint64_t h : r.page_hashes) {
+    const auto page = pool_->find(h, std::span(r.context).subspan(r.kv.pages.size() * ps, ps));
+    if (!page) break;
+    r.kv.pages.push_back(*page);
+    r.kv.kv_len += ps;
+    ++r.published;
+  }
+  r.cached_tokens = std::max<int64_t>(r.cached_tokens, r.kv.kv_len);
+  std::lock_guard lock(mutex_);
+  stats_.cached_tokens += r.kv.kv_len;
+}
+
+// Publishes the prompt pages this request has filled since the last step.
+void Scheduler::publish_prefix(Running& r) {
+  const int32_t ps = pool_->page_size();
+  while (r.published < r.page_hashes.size() && static_cast<int64_t>(r.published + 1) * ps <= r.kv.kv_len) {
+    pool_->publish(r.kv.pages[r.published], r.page_hashes[r.published],
+                   std::span(r.context).subspan(r.published * ps, ps));
+    ++r.published;
+  }
+}
+
 // Admits waiting requests in order while their prompts fit next to one free
 // page of decode headroom for each request already running.
 void Scheduler::admit() {
@@ -170,6 +216,7 @@ void Scheduler::admit() {
     const int64_t need = runner_->pages_needed(r.kv, static_cast<int32_t>(r.pending()));
     if (need + static_cast<int64_t>(running_.size()) > pool_->free_pages() && !running_.empty()) break;
     if (!r.admitted) r.admitted = Running::Clock::now();
+    if (options_.prefix_cache) reuse_prefix(r);
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
@@ -275,6 +322,8 @@ void Scheduler::run_step() {
     std::erase_if(running_, [](const auto& r) { return r->done; });
     return;
   }
+  if (options_.prefix_cache)
+    for (Running* r : batch) publish_prefix(*r);
   const int64_t vocab = model_.config.vocab_size;
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i]->pending() != 0) continue;  // logits predict the next token once the context is cached
@@ -296,6 +345,7 @@ void Scheduler::loop() {
   for (;;) {
     take_incoming(running_.empty() && waiting_.empty());
     if (stop_) break;
+    if (flush_.exchange(false)) pool_->clear_cache();
     drop_cancelled();
     admit();
     run_step();
@@ -303,6 +353,7 @@ void Scheduler::loop() {
     stats_.running = static_cast<int64_t>(running_.size());
     stats_.waiting = static_cast<int64_t>(waiting_.size() + incoming_.size());
     stats_.kv_pages_free = pool_->free_pages();
+    stats_.kv_pages_cached = pool_->cached_pages();
   }
   take_incoming(false);
   for (auto& r : running_) finish(*r, "abort");

@@ -27,6 +27,7 @@ struct SchedulerOptions {
   int64_t max_total_tokens = 0;         // KV capacity; 0: derive from mem_fraction_static
   double mem_fraction_static = 0.5;     // of free memory, for the KV pool
   int32_t page_size = 16;
+  bool prefix_cache = true;  // share KV pages of common prompt prefixes
 };
 
 struct SchedulerStats {
@@ -34,6 +35,8 @@ struct SchedulerStats {
   int64_t kv_pages_total = 0, kv_pages_free = 0, max_total_tokens = 0;
   int64_t requests_finished = 0, prompt_tokens = 0, generated_tokens = 0;
   int64_t retractions = 0;  // requests sent back to the queue when the KV pool ran out
+  int64_t cached_tokens = 0;  // prompt tokens served from the prefix cache
+  int64_t kv_pages_cached = 0;
 };
 
 class Scheduler {
@@ -47,6 +50,8 @@ class Scheduler {
   std::shared_ptr<RequestStream> submit(RequestInput input);
   // Aborts every request (graceful shutdown) and stops the thread.
   void shutdown();
+  // Forgets the cached prefixes no running request uses (applied before the next step).
+  void flush_cache();
   SchedulerStats stats() const;
   LoadedModel& model() { return model_; }
 
@@ -61,6 +66,8 @@ class Scheduler {
   void run_step();
   void finish(Running& r, std::string reason, std::optional<int32_t> stop_token = {});
   void handle_logits(Running& r, std::span<float> logits);
+  void reuse_prefix(Running& r);
+  void publish_prefix(Running& r);
 
   LoadedModel& model_;
   SchedulerOptions options_;
@@ -73,6 +80,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Running>> running_;  // scheduler thread only
   SchedulerStats stats_;                            // guarded by mutex_
   std::atomic<bool> stop_{false};
+  std::atomic<bool> flush_{false};
   std::atomic<uint64_t> next_id_{1};
   std::thread thread_;
 };

@@ -20,6 +20,8 @@ json stats_json(const SchedulerStats& s) {
           {"waiting", s.waiting},
           {"kv_pages_total", s.kv_pages_total},
           {"kv_pages_free", s.kv_pages_free},
+          {"kv_pages_cached", s.kv_pages_cached},
+          {"cached_tokens_total", s.cached_tokens},
           {"max_total_num_tokens", s.max_total_tokens},
           {"requests_finished", s.requests_finished},
           {"prompt_tokens", s.prompt_tokens},

@@ -188,9 +188,10 @@ void add_native_routes(HttpServer& http, ServerContext& ctx) {
   http.post("/tokenize", [&ctx](const httplib::Request& q, httplib::Response& s) { tokenize(q, s, ctx); });
   http.post("/detokenize", [&ctx](const httplib::Request& q, httplib::Response& s) { detokenize(q, s, ctx); });
   http.post("/abort_request", [&ctx](const httplib::Request& q, httplib::Response& s) { abort_request(q, s, ctx); });
-  // There is no prefix cache to drop: every request's KV pages are freed when it ends.
-  auto flush = [](const httplib::Request&, httplib::Response& s) {
-    s.set_content("Cache flushed (no prefix cache is kept; finished requests hold no KV pages).\n", "text/plain");
+  // Drops the cached prompt prefixes that no running request is using.
+  auto flush = [&ctx](const httplib::Request&, httplib::Response& s) {
+    ctx.scheduler.flush_cache();
+    s.set_content("Cache flushed.\n", "text/plain");
   };
   http.post("/flush_cache", flush);
   http.get("/flush_cache", flush);

@@ -20,6 +20,7 @@ struct Collected {
   std::vector<int32_t> tokens;
   std::string text, finish_reason;
   std::optional<std::string> matched_stop;
+  int64_t cached_tokens = 0;
 };
 
 Collected collect(RequestStream& s) {
@@ -31,6 +32,7 @@ Collected collect(RequestStream& s) {
     if (u.finished) {
       c.finish_reason = u.finish_reason;
       c.matched_stop = u.matched_stop;
+      c.cached_tokens = u.cached_tokens;
     }
   }
   return c;
@@ -104,6 +106,43 @@ TEST_F(SchedulerTest, SmallPoolRetractsAndStillMatches) {
   auto st = s.stats();
   EXPECT_GT(st.retractions, 0);
   EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);
+}
+
+TEST_F(SchedulerTest, PrefixCacheSharesPagesAndKeepsOutputs) {
+  const std::string shared = "Lily and Tom went to the park. They saw a big dog and a little cat. The dog was";
+  const std::vector<std::string> prompts = {shared + " happy", shared + " sad and the cat", shared + " happy"};
+  std::vector<GenerationOutput> wanted;
+  for (const auto& p : prompts) wanted.push_back(alone(p, 24));
+  SchedulerOptions o;
+  o.page_size = 4;
+  Scheduler s(*model_, o);
+  std::vector<Collected> got;
+  for (const auto& p : prompts) got.push_back(collect(*s.submit(greedy(p, 24))));  // one after another
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(got[i].tokens, wanted[i].tokens) << prompts[i];
+    EXPECT_EQ(got[i].text, wanted[i].text) << prompts[i];
+  }
+  const int64_t prompt_len = static_cast<int64_t>(model_->tokenizer->encode(prompts[2], true).size());
+  EXPECT_EQ(got[0].cached_tokens, 0);
+  EXPECT_GE(got[1].cached_tokens, 16);               // the shared prefix, in whole pages
+  EXPECT_EQ(got[2].cached_tokens, (prompt_len - 1) / 4 * 4);  // all but the last token's page
+  auto st = s.stats();
+  EXPECT_GT(st.kv_pages_cached, 0);
+  EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);  // cached but unused pages are reusable
+  s.flush_cache();
+  collect(*s.submit(greedy("The dog", 2)));  // a step after the flush
+  EXPECT_EQ(s.stats().kv_pages_cached, 0);
+}
+
+TEST_F(SchedulerTest, PrefixCacheCanBeDisabled) {
+  SchedulerOptions o;
+  o.prefix_cache = false;
+  Scheduler s(*model_, o);
+  auto first = collect(*s.submit(greedy("Once upon a time there was a little girl named Lily. She", 8)));
+  auto again = collect(*s.submit(greedy("Once upon a time there was a little girl named Lily. She", 8)));
+  EXPECT_EQ(again.tokens, first.tokens);
+  EXPECT_EQ(again.cached_tokens, 0);
+  EXPECT_EQ(s.stats().kv_pages_cached, 0);
 }
 
 TEST_F(SchedulerTest, StopStringAndAbort) {

@@ -121,7 +121,11 @@ test('chat: template applied, whole and streamed agree', async () => {
   }
   assert.equal(role, 'assistant');
   assert.equal(text, r.choices[0].message.content);
-  assert.deepEqual(usage, r.usage);
+  // The same prompt again: its full pages come from the prefix cache.
+  assert.equal(r.usage.prompt_tokens_details.cached_tokens, 0);
+  assert.ok(usage.prompt_tokens_details.cached_tokens > 0, 'repeat served from the prefix cache');
+  assert.ok(usage.prompt_tokens_details.cached_tokens < usage.prompt_tokens);
+  assert.deepEqual({ ...usage, prompt_tokens_details: null }, { ...r.usage, prompt_tokens_details: null });
   // Content as a list of text parts renders the same prompt.
   const parts = [{ role: 'user', content: [{ type: 'text', text: 'What is the capital' }, { type: 'text', text: ' of France?' }] }];
   const r2 = await client.chat.completions.create({ model: 'stories', messages: parts, temperature: 0, max_tokens: 20 });

@@ -22,35 +22,31 @@ void append_json_string(std::string& out, std::string_view s, bool ensure_ascii)
       out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
     }
   };
-  for (char32_t c : ensure_ascii ? decode(s) : std::vector<char32_t>{}) {
+  // Python's two-character escapes; nullptr for everything else.
+  auto short_escape = [](char32_t c) -> const char* {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20 || c > 0x7e) escape_cp(c);
-        else out += static_cast<char>(c);
+      case '"': return "\\\"";
+      case '\\': return "\\\\";
+      case '\n': return "\\n";
+      case '\r': return "\\r";
+      case '\t': return "\\t";
+      case '\b': return "\\b";
+      case '\f': return "\\f";
+      default: return nullptr;
     }
-  }
-  if (!ensure_ascii) {  // byte-wise: multi-byte UTF-8 passes through untouched
+  };
+  if (ensure_ascii) {
+    for (char32_t c : decode(s)) {
+      if (const char* e = short_escape(c)) out += e;
+      else if (c < 0x20 || c > 0x7e) escape_cp(c);
+      else out += static_cast<char>(c);
+    }
+  } else {  // byte-wise: multi-byte UTF-8 passes through untouched
     for (char ch : s) {
-      auto c = static_cast<unsigned char>(ch);
-      switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        default:
-          if (c < 0x20) out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-          else out += ch;
-      }
+      const auto c = static_cast<unsigned char>(ch);
+      if (const char* e = short_escape(c)) out += e;
+      else if (c < 0x20) out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+      else out += ch;
     }
   }
   out += '"';

@@ -1,9 +1,6 @@
 #include "engine/generator.h"
 
-#include <algorithm>
-#include <limits>
-
-#include "engine/stop_checker.h"
+#include "engine/continuation.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -29,17 +26,7 @@ GenerationOutput generate(LoadedModel& m, ModelRunner& runner, std::span<const i
   out.finish_reason = "length";
   if (params.max_new_tokens == 0) return out;
 
-  std::vector<int32_t> stop_ids = params.stop_token_ids;
-  if (!params.ignore_eos) for (int32_t id : m.eos_token_ids()) stop_ids.push_back(id);
-  Sampler sampler(params);
-  StopChecker stops(params.stop);
-  DecodeStream detok(*m.tokenizer, /*skip_special_tokens=*/true, prompt);
-  auto emit = [&](const std::string& text) {
-    if (text.empty()) return;
-    out.text += text;
-    if (on_text) on_text(text);
-  };
-
+  Continuation cont(params, *m.tokenizer, prompt, m.eos_token_ids(), /*skip_special_tokens=*/true);
   SeqGuard guard{runner, {}};
   SeqKv* seqs[] = {&guard.seq};
   std::vector<std::vector<int32_t>> step_tokens = {std::vector<int32_t>(prompt.begin(), prompt.end())};
@@ -49,34 +36,23 @@ GenerationOutput generate(LoadedModel& m, ModelRunner& runner, std::span<const i
   out.prefill_seconds = timer.seconds();
   timer.reset();
   for (;;) {
-    if (static_cast<int32_t>(out.tokens.size()) < params.min_new_tokens)
-      for (int32_t id : stop_ids)
-        if (id >= 0 && id < static_cast<int32_t>(logits.size())) logits[id] = -std::numeric_limits<float>::infinity();
-    const int32_t token = sampler.sample(logits, prompt, out.tokens);
-    if (std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end()) {
-      out.finish_reason = "stop";
-      out.matched_stop_token = token;
+    cont.mask_early_stop(logits);
+    const int32_t token = cont.sample(logits);
+    auto step = cont.accept(token);
+    if (!step.text.empty()) {
+      out.text += step.text;
+      if (on_text) on_text(step.text);
+    }
+    if (step.finished) {
+      out.finish_reason = step.finish_reason;
+      out.matched_stop = step.matched_stop;
+      out.matched_stop_token = step.matched_stop_token;
       break;
     }
-    out.tokens.push_back(token);
-    emit(stops.feed(detok.step(token)));
-    if (stops.matched()) {
-      out.finish_reason = "stop";
-      out.matched_stop = stops.matched();
-      break;
-    }
-    if (static_cast<int32_t>(out.tokens.size()) >= params.max_new_tokens) break;
     step_tokens[0] = {token};
     runner.step(seqs, step_tokens, logits);
   }
-  if (!out.matched_stop) {
-    std::string tail = stops.feed(detok.flush());
-    if (stops.matched()) {
-      out.finish_reason = "stop";
-      out.matched_stop = stops.matched();
-    }
-    emit(tail + stops.flush());
-  }
+  out.tokens.assign(cont.output().begin(), cont.output().end());
   out.decode_seconds = timer.seconds();
   return out;
 }

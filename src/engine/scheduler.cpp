@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "engine/stop_checker.h"
+#include "engine/continuation.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -14,13 +14,8 @@ namespace nativelm {
 struct Scheduler::Running {
   RequestInput input;
   std::shared_ptr<RequestStream> stream;
-  std::vector<int32_t> context;  // prompt, then generated tokens
-  size_t prompt_len = 0;
+  Continuation cont;  // the tokens so far, sampling and stop rules
   SeqKv kv;
-  Sampler sampler;
-  StopChecker stops;
-  DecodeStream detok;
-  std::vector<int32_t> stop_ids;
   bool done = false;
   std::vector<uint64_t> page_hashes;  // chained hashes of the prompt's full pages
   size_t published = 0;               // of those, pages already published
@@ -31,18 +26,19 @@ struct Scheduler::Running {
 
   Running(RequestInput in, std::shared_ptr<RequestStream> s, const Tokenizer& tok,
           const std::vector<int32_t>& eos)
-      : input(std::move(in)), stream(std::move(s)), context(input.prompt), prompt_len(input.prompt.size()),
-        sampler(input.params), stops(input.params.stop),
-        detok(tok, input.skip_special_tokens, input.prompt), stop_ids(input.params.stop_token_ids) {
-    if (!input.params.ignore_eos) stop_ids.insert(stop_ids.end(), eos.begin(), eos.end());
-  }
-  std::span<const int32_t> output() const {
-    return std::span(context).subspan(prompt_len);
-  }
-  int64_t pending() const { return static_cast<int64_t>(context.size()) - kv.kv_len; }
+      : input(std::move(in)), stream(std::move(s)),
+        cont(input.params, tok, input.prompt, eos, input.skip_special_tokens) {}
+  const std::vector<int32_t>& context() const { return cont.context(); }
+  int64_t pending() const { return static_cast<int64_t>(context().size()) - kv.kv_len; }
 };
 
 namespace {
+
+RequestUpdate aborted() {
+  RequestUpdate u;
+  u.finish_reason = "abort";
+  return u;
+}
 
 int64_t pool_tokens(LoadedModel& m, const SchedulerOptions& o, int64_t bytes_per_token) {
   const int64_t context = m.config.max_position_embeddings;
@@ -130,27 +126,15 @@ void Scheduler::take_incoming(bool block) {
   }
 }
 
-void Scheduler::finish(Running& r, std::string reason, std::optional<int32_t> stop_token) {
-  RequestUpdate u;
-  u.matched_stop_token = stop_token;
-  if (reason != "abort") {
-    // A stop string may also complete in the detokenizer's last bytes.
-    std::string tail = r.stops.matched() ? "" : r.stops.feed(r.detok.flush());
-    if (r.stops.matched()) {
-      reason = "stop";
-      u.matched_stop = r.stops.matched();
-    }
-    u.text = tail + r.stops.flush();
-  }
+void Scheduler::finish(Running& r, RequestUpdate u) {
   u.finished = true;
-  u.finish_reason = std::move(reason);
   const auto now = Running::Clock::now();
   const auto admitted = r.admitted.value_or(now), first = r.first_token.value_or(now);
   u.queue_seconds = std::chrono::duration<double>(admitted - r.submitted).count();
   u.prefill_seconds = std::chrono::duration<double>(first - admitted).count();
   u.decode_seconds = std::chrono::duration<double>(now - first).count();
-  u.prompt_tokens = static_cast<int64_t>(r.prompt_len);
-  u.completion_tokens = static_cast<int64_t>(r.output().size());
+  u.prompt_tokens = static_cast<int64_t>(r.cont.prompt().size());
+  u.completion_tokens = static_cast<int64_t>(r.cont.output().size());
   u.cached_tokens = r.cached_tokens;
   runner_->release(r.kv);
   r.done = true;
@@ -158,8 +142,8 @@ void Scheduler::finish(Running& r, std::string reason, std::optional<int32_t> st
     // Before the client hears of the end, so that stats() agree with it.
     std::lock_guard lock(mutex_);
     ++stats_.requests_finished;
-    stats_.prompt_tokens += static_cast<int64_t>(r.prompt_len);
-    stats_.generated_tokens += static_cast<int64_t>(r.output().size());
+    stats_.prompt_tokens += static_cast<int64_t>(r.cont.prompt().size());
+    stats_.generated_tokens += static_cast<int64_t>(r.cont.output().size());
     stats_.kv_pages_free = pool_->free_pages();
   }
   r.stream->push(std::move(u));
@@ -167,9 +151,9 @@ void Scheduler::finish(Running& r, std::string reason, std::optional<int32_t> st
 
 void Scheduler::drop_cancelled() {
   for (auto& r : running_)
-    if (r->stream->cancelled()) finish(*r, "abort");
+    if (r->stream->cancelled()) finish(*r, aborted());
   for (auto& r : waiting_)
-    if (r->stream->cancelled()) finish(*r, "abort");
+    if (r->stream->cancelled()) finish(*r, aborted());
   std::erase_if(running_, [](const auto& r) { return r->done; });
   std::erase_if(waiting_, [](const auto& r) { return r->done; });
 }
@@ -182,12 +166,12 @@ void Scheduler::reuse_prefix(Running& r) {
   const int32_t ps = pool_->page_size();
   if (r.page_hashes.empty()) {
     uint64_t h = 0;
-    for (size_t end = ps; end < r.prompt_len; end += ps)
-      r.page_hashes.push_back(h = chain_page_hash(h, std::span(r.context).subspan(end - ps, ps)));
+    for (size_t end = ps; end < r.cont.prompt().size(); end += ps)
+      r.page_hashes.push_back(h = chain_page_hash(h, std::span(r.context()).subspan(end - ps, ps)));
   }
   r.published = 0;
   for (uint64_t h : r.page_hashes) {
-    const auto page = pool_->find(h, std::span(r.context).subspan(r.kv.pages.size() * ps, ps));
+    const auto page = pool_->find(h, std::span(r.context()).subspan(r.kv.pages.size() * ps, ps));
     if (!page) break;
     r.kv.pages.push_back(*page);
     r.kv.kv_len += ps;
@@ -203,7 +187,7 @@ void Scheduler::publish_prefix(Running& r) {
   const int32_t ps = pool_->page_size();
   while (r.published < r.page_hashes.size() && static_cast<int64_t>(r.published + 1) * ps <= r.kv.kv_len) {
     pool_->publish(r.kv.pages[r.published], r.page_hashes[r.published],
-                   std::span(r.context).subspan(r.published * ps, ps));
+                   std::span(r.context()).subspan(r.published * ps, ps));
     ++r.published;
   }
 }
@@ -251,16 +235,13 @@ void Scheduler::make_room(std::vector<Running*>& batch, std::vector<std::vector<
 }
 
 void Scheduler::handle_logits(Running& r, std::span<float> logits) {
-  const SamplingParams& p = r.input.params;
   const int32_t vocab = static_cast<int32_t>(logits.size());
   for (auto [token, bias] : r.input.logit_bias)
     if (token >= 0 && token < vocab) logits[token] += bias;
-  if (static_cast<int32_t>(r.output().size()) < p.min_new_tokens)
-    for (int32_t id : r.stop_ids)
-      if (id >= 0 && id < vocab) logits[id] = -std::numeric_limits<float>::infinity();
+  r.cont.mask_early_stop(logits);
   std::vector<float> raw;
   if (r.input.logprobs >= 0) raw.assign(logits.begin(), logits.end());
-  const int32_t token = r.sampler.sample(logits, std::span(r.context).first(r.prompt_len), r.output());
+  const int32_t token = r.cont.sample(logits);
 
   TokenOutput out{token, 0.0f, {}};
   if (!raw.empty()) {
@@ -277,17 +258,18 @@ void Scheduler::handle_logits(Running& r, std::span<float> logits) {
   }
 
   if (!r.first_token) r.first_token = Running::Clock::now();
+  auto step = r.cont.accept(token);
   RequestUpdate u;
-  if (std::find(r.stop_ids.begin(), r.stop_ids.end(), token) != r.stop_ids.end()) {
-    finish(r, "stop", token);
+  u.text = std::move(step.text);
+  if (!step.matched_stop_token) u.tokens.push_back(std::move(out));
+  if (!step.finished) {
+    r.stream->push(std::move(u));
     return;
   }
-  r.context.push_back(token);
-  u.tokens.push_back(std::move(out));
-  u.text = r.stops.feed(r.detok.step(token));
-  r.stream->push(std::move(u));
-  if (r.stops.matched()) finish(r, "stop");
-  else if (static_cast<int32_t>(r.output().size()) >= p.max_new_tokens) finish(r, "length");
+  u.finish_reason = std::move(step.finish_reason);
+  u.matched_stop = std::move(step.matched_stop);
+  u.matched_stop_token = step.matched_stop_token;
+  finish(r, std::move(u));
 }
 
 void Scheduler::run_step() {
@@ -299,7 +281,7 @@ void Scheduler::run_step() {
     const int64_t take = pending == 1 ? 1 : std::min(pending, budget);
     if (take <= 0) continue;
     if (pending > 1) budget -= take;
-    const auto begin = r->context.begin() + r->kv.kv_len;
+    const auto begin = r->context().begin() + r->kv.kv_len;
     batch.push_back(r.get());
     tokens.emplace_back(begin, begin + take);
   }
@@ -317,7 +299,7 @@ void Scheduler::run_step() {
       RequestUpdate u;
       u.error = e.what();
       r->stream->push(std::move(u));
-      finish(*r, "abort");
+      finish(*r, aborted());
     }
     std::erase_if(running_, [](const auto& r) { return r->done; });
     return;
@@ -335,7 +317,7 @@ void Scheduler::run_step() {
       RequestUpdate u;
       u.error = e.what();
       batch[i]->stream->push(std::move(u));
-      if (!batch[i]->done) finish(*batch[i], "abort");
+      if (!batch[i]->done) finish(*batch[i], aborted());
     }
   }
   std::erase_if(running_, [](const auto& r) { return r->done; });
@@ -356,8 +338,8 @@ void Scheduler::loop() {
     stats_.kv_pages_cached = pool_->cached_pages();
   }
   take_incoming(false);
-  for (auto& r : running_) finish(*r, "abort");
-  for (auto& r : waiting_) finish(*r, "abort");
+  for (auto& r : running_) finish(*r, aborted());
+  for (auto& r : waiting_) finish(*r, aborted());
   running_.clear();
   waiting_.clear();
   std::lock_guard lock(mutex_);

@@ -64,7 +64,8 @@ class Scheduler {
   // Pages the next step needs; retracts the newest requests until it fits.
   void make_room(std::vector<Running*>& batch, std::vector<std::vector<int32_t>>& tokens);
   void run_step();
-  void finish(Running& r, std::string reason, std::optional<int32_t> stop_token = {});
+  // Ends the request: the final update (`u` with timeline and usage added).
+  void finish(Running& r, RequestUpdate u);
   void handle_logits(Running& r, std::span<float> logits);
   void reuse_prefix(Running& r);
   void publish_prefix(Running& r);

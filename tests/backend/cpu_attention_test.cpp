@@ -120,7 +120,7 @@ std::vector<double> reference_attention(const Case& c, const Scenario& st, float
   return out;
 }
 
-using Param = std::tuple<cpu::Isa, DType>;
+using Param = IsaDtype;
 class AttentionTest : public testing::TestWithParam<Param> {};
 
 void run_case(cpu::Isa isa, const Case& c, bool out_aliases_q) {
@@ -185,13 +185,7 @@ TEST_P(AttentionTest, RejectsBadBatches) {
   EXPECT_THROW(call(), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllLevels, AttentionTest,
-                         testing::Combine(testing::ValuesIn(runnable_isas()),
-                                          testing::Values(DType::F32, DType::BF16, DType::F16)),
-                         [](const testing::TestParamInfo<Param>& info) {
-                           return std::string(cpu::isa_name(std::get<0>(info.param))) + "_" +
-                                  std::string(dtype_name(std::get<1>(info.param)));
-                         });
+INSTANTIATE_TEST_SUITE_P(AllLevels, AttentionTest, all_isa_dtypes(), isa_dtype_name);
 
 }  // namespace
 }  // namespace nativelm::test

@@ -34,7 +34,7 @@ Reference reference_linear(const std::vector<float>& x, const std::vector<float>
   return r;
 }
 
-using Param = std::tuple<cpu::Isa, DType>;
+using Param = IsaDtype;
 
 class LinearTest : public testing::TestWithParam<Param> {};
 
@@ -110,13 +110,7 @@ TEST_P(LinearTest, RejectsMismatchedShapes) {
   EXPECT_THROW(be.linear(view(x, 3, 4), w2.tensor(), nullptr, aliased), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllLevels, LinearTest,
-                         testing::Combine(testing::ValuesIn(runnable_isas()),
-                                          testing::Values(DType::F32, DType::BF16, DType::F16)),
-                         [](const testing::TestParamInfo<Param>& info) {
-                           return std::string(cpu::isa_name(std::get<0>(info.param))) + "_" +
-                                  std::string(dtype_name(std::get<1>(info.param)));
-                         });
+INSTANTIATE_TEST_SUITE_P(AllLevels, LinearTest, all_isa_dtypes(), isa_dtype_name);
 
 }  // namespace
 }  // namespace nativelm::test

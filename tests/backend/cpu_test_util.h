@@ -1,4 +1,8 @@
 #pragma once
+#include <gtest/gtest.h>
+
+#include <string>
+#include <tuple>
 // Helpers shared by the CPU backend tests: host buffers of any dtype viewed
 // as Tensors, seeded random data, and the ISA levels this machine can run.
 #include <gtest/gtest.h>
@@ -95,6 +99,17 @@ inline std::vector<float> random_floats(std::mt19937& rng, int64_t n, float lo =
   std::vector<float> v(static_cast<size_t>(n));
   for (float& x : v) x = dist(rng);
   return v;
+}
+
+// Tests run for every runnable ISA level and every weight / pool dtype.
+using IsaDtype = std::tuple<cpu::Isa, DType>;
+
+inline auto all_isa_dtypes() {
+  return testing::Combine(testing::ValuesIn(runnable_isas()), testing::Values(DType::F32, DType::BF16, DType::F16));
+}
+
+inline std::string isa_dtype_name(const testing::TestParamInfo<IsaDtype>& info) {
+  return std::string(cpu::isa_name(std::get<0>(info.param))) + "_" + std::string(dtype_name(std::get<1>(info.param)));
 }
 
 }  // namespace nativelm::test

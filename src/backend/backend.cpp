@@ -3,6 +3,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "util/error.h"
 
+#include <algorithm>
 #include <fstream>
 
 namespace nativelm {
@@ -21,6 +22,38 @@ int64_t Backend::available_memory() const {
   while (meminfo >> key >> kb >> unit)
     if (key == "MemAvailable:") return kb * 1024;
   return 0;
+}
+
+Tensor Backend::upload_stacked(std::span<const Tensor> parts) {
+  if (parts.empty()) fail("upload_stacked: no parts");
+  const Tensor& first = parts[0];
+  int64_t rows = 0;
+  for (const Tensor& p : parts) {
+    if (p.dtype != first.dtype || p.ndim != first.ndim || p.ndim < 1 ||
+        !std::equal(p.shape.begin() + 1, p.shape.begin() + p.ndim, first.shape.begin() + 1))
+      fail("upload_stacked: parts differ in dtype or trailing shape");
+    rows += p.dim(0);
+  }
+  Tensor out = first.ndim == 1 ? alloc(first.dtype, {rows}) : alloc(first.dtype, {rows, first.dim(1)});
+  int64_t row = 0;
+  for (const Tensor& p : parts) {
+    Tensor dst = out.rows(row, p.dim(0));
+    copy_from_host(p.data, dst);
+    row += p.dim(0);
+  }
+  return out;
+}
+
+void Backend::argmax(const Tensor& logits, std::span<int32_t> out) {
+  if (logits.ndim != 2 || logits.dtype != DType::F32 || logits.dim(0) != static_cast<int64_t>(out.size()))
+    fail("argmax: logits must be f32 [{}, vocab]", out.size());
+  const int64_t vocab = logits.dim(1);
+  std::vector<float> host(static_cast<size_t>(logits.numel()));
+  copy_to_host(logits, host.data());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const float* row = host.data() + i * vocab;
+    out[i] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+  }
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device) {

@@ -4,6 +4,7 @@
 // device they run on. Shapes are given in the comments as [rows, cols];
 // activations use activation_dtype(), weights keep their checkpoint dtype.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,11 +34,29 @@ struct AttentionBatch {
   std::vector<int32_t> slots;
 };
 
+// The host inputs of one forward step. Several ops see the same arrays (every
+// layer's qkv_prepare reads the positions); a backend with its own memory
+// copies them over once in begin_step, and an op handed one of these very
+// spans uses that copy.
+struct StepInputs {
+  std::span<const int32_t> tokens, positions, logit_rows;
+  const AttentionBatch* attention = nullptr;
+};
+
+// Column layout of a fused q/k/v projection: [q heads | k heads | v heads].
+struct QkvLayout {
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t width() const { return (heads + 2 * kv_heads) * head_dim; }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
 
   virtual std::string name() const = 0;
+  // The model's own dtype, told before any weight is uploaded: a backend may
+  // keep weights and activations in it (the CPU computes in f32 regardless).
+  virtual void set_model_dtype(DType) {}
   virtual DType activation_dtype() const = 0;
 
   // --- memory ---
@@ -45,6 +64,9 @@ class Backend {
   // usable as a weight. The host memory must outlive the returned tensor;
   // the CPU backend returns it unchanged (zero-copy), others copy it.
   virtual Tensor upload_weight(const Tensor& host) = 0;
+  // One weight made of host parts stacked along rows (q/k/v, gate/up): all
+  // parts share their dtype and trailing dimension. Copies on every backend.
+  virtual Tensor upload_stacked(std::span<const Tensor> parts);
   // Zero-initialised device memory owned by the backend until free().
   virtual Tensor alloc(DType dtype, std::initializer_list<int64_t> shape) = 0;
   virtual void free(Tensor& t) = 0;
@@ -55,6 +77,23 @@ class Backend {
   // Bytes the backend could still allocate (host: MemAvailable); sizes the KV pool.
   virtual int64_t available_memory() const;
 
+  // --- steps ---
+  // Brackets the ops of one forward step (see StepInputs).
+  virtual void begin_step(const StepInputs&) {}
+  virtual void end_step() {}
+  // Decode steps of `seqs` sequences may be replayed from a recording (a
+  // CUDA graph) when padded to the returned size; 0: run them as they are.
+  virtual int32_t graph_batch_size(int32_t seqs) const { (void)seqs; return 0; }
+  // Runs body(), or, for a key > 0, a recording of what body() queued the
+  // first time this key was seen. Everything body() touches must stay at
+  // the same address and shape between calls with one key.
+  virtual void run_recorded(int32_t key, const std::function<void()>& body) {
+    (void)key;
+    body();
+  }
+  // Forgets every recording (a buffer they use has moved).
+  virtual void drop_recordings() {}
+
   // --- ops ---
   // out[n, d] = table[ids[i], :] for n host ids.
   virtual void embedding(const Tensor& table, std::span<const int32_t> ids, Tensor& out) = 0;
@@ -63,27 +102,30 @@ class Backend {
   // residual += x, then out = rms_norm(residual). The fused pre-norm step.
   virtual void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
                             Tensor& out) = 0;
-  // RMSNorm over each head_dim slice of x[n, heads * head_dim], in place
-  // (Qwen3's q_norm / k_norm); weight is [head_dim].
-  virtual void head_rms_norm(Tensor& x, int64_t head_dim, const Tensor& weight, float eps) = 0;
-  // out[n, m] = x[n, k] @ w[m, k]^T (+ bias[m]).
+  // out[n, m] = x[n, k] @ w[m, k]^T (+ bias[m]). out may be f32 where x is not (logits).
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
-  // Rotary embedding in place on x[n, heads * head_dim], half-split layout
-  // (pairs (j, j + head_dim/2)), angle = float(positions[i]) * inv_freq[j];
-  // inv_freq has head_dim / 2 host entries.
-  virtual void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
-                    std::span<const float> inv_freq) = 0;
-  // Writes k, v [n, kv_heads * head_dim] into the pools at batch.slots, then
+  // Turns a fused projection qkv[n, layout.width()] into attention inputs:
+  // q and k get RMSNorm over each head (Qwen3's q_norm/k_norm, when given)
+  // and rotary embedding (half-split pairs (j, j + head_dim/2), angle =
+  // float(positions[i]) * inv_freq[j], inv_freq host memory of head_dim/2);
+  // k and v are written to the pools at slots[i]; q goes to q_out
+  // [n, heads * head_dim]. Pools are [slots, kv_heads * head_dim].
+  virtual void qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
+                           const Tensor* k_norm, float eps, std::span<const int32_t> positions,
+                           std::span<const float> inv_freq, std::span<const int32_t> slots,
+                           Tensor& k_pool, Tensor& v_pool, Tensor& q_out) = 0;
   // out[n, heads * head_dim] = causal softmax(q k^T * scale) v per sequence,
-  // with grouped-query sharing (query head h reads kv head h / (heads / kv_heads)).
-  // Pools are [slots, kv_heads * head_dim] in kv_dtype.
-  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& k_pool,
-                         Tensor& v_pool, const AttentionBatch& batch, int64_t head_dim,
-                         float scale, Tensor& out) = 0;
-  // out[n, d] = silu(gate[n, d]) * up[n, d]. out may alias gate.
-  virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // from the paged pools, with grouped-query sharing (query head h reads kv
+  // head h / (heads / kv_heads)).
+  virtual void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                         const AttentionBatch& batch, int64_t head_dim, float scale,
+                         Tensor& out) = 0;
+  // out[n, d] = silu(gate_up[n, :d]) * gate_up[n, d:].
+  virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
   // out[i, :] = x[rows[i], :].
   virtual void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) = 0;
+  // out[i] = the first index of the largest value of logits[i, :] (f32).
+  virtual void argmax(const Tensor& logits, std::span<int32_t> out);
 };
 
 // Creates the backend for a --device name ("cpu", "cuda"); throws Error with

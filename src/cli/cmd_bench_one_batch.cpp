@@ -29,19 +29,12 @@ struct BenchOptions {
   uint64_t seed = 42;
 };
 
-// Greedy next tokens of every sequence from the step's logits.
-std::vector<std::vector<int32_t>> next_tokens(const std::vector<float>& logits, int64_t vocab) {
-  std::vector<std::vector<int32_t>> out;
-  for (size_t r = 0; r * vocab < logits.size(); ++r)
-    out.push_back({argmax(std::span(logits).subspan(r * vocab, vocab))});
-  return out;
-}
-
 nlohmann::json run_once(const std::string& run_name, LoadedModel& m, int bs, int in_len, int out_len,
                         uint64_t seed, bool print) {
   auto say = [&](const std::string& line) { if (print) fmt::print("{}\n", line); };
   KvPoolShape shape{m.config.num_layers, m.config.kv_dim(), m.model->kv_dtype(), 16, 0};
-  shape.num_pages = bs * ((in_len + out_len + shape.page_size - 1) / shape.page_size);
+  // One page more: a backend that replays decode steps pads them there.
+  shape.num_pages = bs * ((in_len + out_len + shape.page_size - 1) / shape.page_size) + 1;
   KvPool pool(*m.backend, shape);
   ModelRunner runner(*m.model, pool);
   std::mt19937 rng(static_cast<uint32_t>(seed));
@@ -53,11 +46,11 @@ nlohmann::json run_once(const std::string& run_name, LoadedModel& m, int bs, int
     ptrs.push_back(&seqs[b]);
     for (auto& t : inputs[b]) t = token(rng);
   }
-  const int64_t vocab = m.config.vocab_size;
   nlohmann::json r = {{"run_name", run_name}, {"batch_size", bs}, {"input_len", in_len}, {"output_len", out_len}};
-  std::vector<float> logits;
+  // As SGLang's bench_one_batch: greedy, the argmax taken on the device.
+  std::vector<int32_t> next;
   Timer timer;
-  runner.step(ptrs, inputs, logits);
+  runner.step_greedy(ptrs, inputs, next);
   m.backend->synchronize();
   const double prefill = timer.seconds();
   double total = prefill;
@@ -66,9 +59,10 @@ nlohmann::json run_once(const std::string& run_name, LoadedModel& m, int bs, int
   r["prefill_throughput"] = double(in_len) * bs / prefill;
   std::vector<double> latencies;
   for (int i = 0; i < out_len - 1; ++i) {
-    auto tokens = next_tokens(logits, vocab);
+    std::vector<std::vector<int32_t>> tokens;
+    for (int32_t t : next) tokens.push_back({t});
     timer.reset();
-    runner.step(ptrs, tokens, logits);
+    runner.step_greedy(ptrs, tokens, next);
     m.backend->synchronize();
     const double lat = timer.seconds();
     total += lat;

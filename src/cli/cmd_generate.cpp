@@ -52,7 +52,7 @@ void run(const GenerateOptions& o) {
     fail("prompt ({} tokens) + --max-new-tokens ({}) exceeds the model's context length {}",
          prompt.size(), params.max_new_tokens, m->config.max_position_embeddings);
   KvPoolShape shape{m->config.num_layers, m->config.kv_dim(), m->model->kv_dtype(), 16, 0};
-  shape.num_pages = static_cast<int32_t>((total + shape.page_size - 1) / shape.page_size);
+  shape.num_pages = static_cast<int32_t>((total + shape.page_size - 1) / shape.page_size) + 1;  // + a padding page (ModelRunner)
   KvPool pool(*m->backend, shape);
   ModelRunner runner(*m->model, pool);
   auto out = generate(*m, runner, prompt, params, [](std::string_view text) {

@@ -20,6 +20,13 @@ void Continuation::mask_early_stop(std::span<float> logits) const {
     if (id >= 0 && id < static_cast<int32_t>(logits.size())) logits[id] = -std::numeric_limits<float>::infinity();
 }
 
+bool Continuation::plain_greedy() const {
+  const SamplingParams& p = params_;
+  return p.greedy() && p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f &&
+         p.presence_penalty == 0.0f &&
+         static_cast<int32_t>(output().size()) >= p.min_new_tokens;
+}
+
 Continuation::Step Continuation::accept(int32_t token) {
   Step step;
   if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) {

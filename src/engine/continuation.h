@@ -25,6 +25,9 @@ class Continuation {
 
   // Forbids the stop tokens while fewer than min_new_tokens were generated.
   void mask_early_stop(std::span<float> logits) const;
+  // True when the next token is simply the argmax of the model's logits (greedy,
+  // no penalties, no stop tokens masked now): it can be picked on the device.
+  bool plain_greedy() const;
   int32_t sample(std::span<float> logits) { return sampler_.sample(logits, prompt(), output()); }
 
   struct Step {

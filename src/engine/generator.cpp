@@ -31,26 +31,36 @@ GenerationOutput generate(LoadedModel& m, ModelRunner& runner, std::span<const i
   SeqKv* seqs[] = {&guard.seq};
   std::vector<std::vector<int32_t>> step_tokens = {std::vector<int32_t>(prompt.begin(), prompt.end())};
   std::vector<float> logits;
+  std::vector<int32_t> next;
+  // The next token: the argmax on the device when nothing else shapes the
+  // choice, else sampled on the host from the logits.
+  auto step = [&]() -> int32_t {
+    if (cont.plain_greedy()) {
+      runner.step_greedy(seqs, step_tokens, next);
+      return next[0];
+    }
+    runner.step(seqs, step_tokens, logits);
+    cont.mask_early_stop(logits);
+    return cont.sample(logits);
+  };
   Timer timer;
-  runner.step(seqs, step_tokens, logits);
+  int32_t token = step();
   out.prefill_seconds = timer.seconds();
   timer.reset();
   for (;;) {
-    cont.mask_early_stop(logits);
-    const int32_t token = cont.sample(logits);
-    auto step = cont.accept(token);
-    if (!step.text.empty()) {
-      out.text += step.text;
-      if (on_text) on_text(step.text);
+    auto accepted = cont.accept(token);
+    if (!accepted.text.empty()) {
+      out.text += accepted.text;
+      if (on_text) on_text(accepted.text);
     }
-    if (step.finished) {
-      out.finish_reason = step.finish_reason;
-      out.matched_stop = step.matched_stop;
-      out.matched_stop_token = step.matched_stop_token;
+    if (accepted.finished) {
+      out.finish_reason = accepted.finish_reason;
+      out.matched_stop = accepted.matched_stop;
+      out.matched_stop_token = accepted.matched_stop_token;
       break;
     }
     step_tokens[0] = {token};
-    runner.step(seqs, step_tokens, logits);
+    token = step();
   }
   out.tokens.assign(cont.output().begin(), cont.output().end());
   out.decode_seconds = timer.seconds();

@@ -4,10 +4,16 @@
 
 namespace nativelm {
 
-ModelRunner::ModelRunner(Transformer& model, KvPool& pool) : model_(model), pool_(pool) {}
+ModelRunner::ModelRunner(Transformer& model, KvPool& pool) : model_(model), pool_(pool) {
+  // Padding rows of recorded decode batches write their K/V here.
+  if (model_.backend().graph_batch_size(1) > 0) {
+    if (auto page = pool_.allocate()) padding_page_ = *page;
+  }
+}
 
 ModelRunner::~ModelRunner() {
   if (!logits_.empty()) model_.backend().free(logits_);
+  if (padding_page_ >= 0) pool_.release(padding_page_);
 }
 
 int32_t ModelRunner::pages_needed(const SeqKv& seq, int32_t new_tokens) const {
@@ -30,8 +36,8 @@ void ModelRunner::reserve_pages(std::span<SeqKv* const> seqs,
       seqs[i]->pages.push_back(*pool_.allocate());
 }
 
-void ModelRunner::step(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
-                       std::vector<float>& logits, bool all_positions) {
+Tensor ModelRunner::run(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
+                        bool all_positions) {
   if (seqs.size() != tokens.size()) fail("ModelRunner::step: {} sequences but {} token lists", seqs.size(), tokens.size());
   const int64_t max_len = model_.config().max_position_embeddings;
   for (size_t i = 0; i < seqs.size(); ++i) {
@@ -45,11 +51,13 @@ void ModelRunner::step(std::span<SeqKv* const> seqs, std::span<const std::vector
   ForwardBatch batch;
   const int32_t ps = pool_.page_size();
   batch.attention.page_size = ps;
+  bool decode_only = !all_positions;
   for (size_t i = 0; i < seqs.size(); ++i) {
     SeqKv& s = *seqs[i];
     AttentionSeq a;
     a.q_begin = static_cast<int32_t>(batch.tokens.size());
     a.q_len = static_cast<int32_t>(tokens[i].size());
+    decode_only = decode_only && a.q_len == 1;
     for (int32_t t = 0; t < a.q_len; ++t) {
       const int32_t pos = s.kv_len + t;
       batch.tokens.push_back(tokens[i][t]);
@@ -63,19 +71,53 @@ void ModelRunner::step(std::span<SeqKv* const> seqs, std::span<const std::vector
     batch.attention.seqs.push_back(a);
     if (!all_positions) batch.logit_rows.push_back(a.q_begin + a.q_len - 1);
   }
+  const int64_t rows = static_cast<int64_t>(batch.logit_rows.size());
+  if (decode_only && padding_page_ >= 0) pad_for_recording(batch);
 
   Backend& backend = model_.backend();
-  const int64_t rows = static_cast<int64_t>(batch.logit_rows.size());
+  const int64_t padded_rows = static_cast<int64_t>(batch.logit_rows.size());
   const int64_t vocab = model_.config().vocab_size;
-  if (rows > logits_rows_) {
+  if (padded_rows > logits_rows_) {
     if (!logits_.empty()) backend.free(logits_);
-    logits_ = backend.alloc(DType::F32, {rows, vocab});
-    logits_rows_ = rows;
+    logits_ = backend.alloc(DType::F32, {padded_rows, vocab});
+    logits_rows_ = padded_rows;
+    backend.drop_recordings();
   }
-  Tensor out = logits_.rows(0, rows);
+  Tensor out = logits_.rows(0, padded_rows);
   model_.forward(batch, pool_.tensors(), out);
-  logits.resize(rows * vocab);
-  backend.copy_to_host(out, logits.data());
+  return logits_.rows(0, rows);
+}
+
+// Pads a decode batch with one-token sequences on the padding page up to the
+// size the backend replays recordings for.
+void ModelRunner::pad_for_recording(ForwardBatch& batch) const {
+  const int32_t n = static_cast<int32_t>(batch.attention.seqs.size());
+  const int32_t size = model_.backend().graph_batch_size(n);
+  if (size < n) return;
+  const int32_t ps = pool_.page_size();
+  for (int32_t i = n; i < size; ++i) {
+    batch.tokens.push_back(0);
+    batch.positions.push_back(0);
+    batch.attention.slots.push_back(padding_page_ * ps);
+    batch.attention.seqs.push_back({i, 1, 1, &padding_page_});
+    batch.logit_rows.push_back(i);
+  }
+  batch.graph_key = size;
+}
+
+void ModelRunner::step(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
+                       std::vector<float>& logits, bool all_positions) {
+  const Tensor out = run(seqs, tokens, all_positions);
+  logits.resize(static_cast<size_t>(out.numel()));
+  model_.backend().copy_to_host(out, logits.data());
+}
+
+void ModelRunner::step_greedy(std::span<SeqKv* const> seqs,
+                              std::span<const std::vector<int32_t>> tokens,
+                              std::vector<int32_t>& next) {
+  const Tensor out = run(seqs, tokens, false);
+  next.resize(static_cast<size_t>(out.dim(0)));
+  model_.backend().argmax(out, next);
 }
 
 void ModelRunner::release(SeqKv& seq) {

@@ -34,16 +34,25 @@ class ModelRunner {
   // nativelm::Error when the pool runs out of pages (nothing is changed then).
   void step(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
             std::vector<float>& logits, bool all_positions = false);
+  // As step, but returns each sequence's most likely next token (computed
+  // where the logits are, so they never travel to the host).
+  void step_greedy(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
+                   std::vector<int32_t>& next);
   // Returns the sequence's pages to the pool.
   void release(SeqKv& seq);
 
  private:
   void reserve_pages(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens);
+  // Runs the step; the logits rows stay in backend memory.
+  Tensor run(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
+             bool all_positions);
+  void pad_for_recording(ForwardBatch& batch) const;
 
   Transformer& model_;
   KvPool& pool_;
   Tensor logits_;
   int64_t logits_rows_ = 0;
+  int32_t padding_page_ = -1;  // held for good when the backend replays recordings
 };
 
 }  // namespace nativelm

@@ -234,6 +234,10 @@ void Scheduler::make_room(std::vector<Running*>& batch, std::vector<std::vector<
   }
 }
 
+bool Scheduler::plain_greedy(const Running& r) const {
+  return r.cont.plain_greedy() && r.input.logit_bias.empty() && r.input.logprobs < 0;
+}
+
 void Scheduler::handle_logits(Running& r, std::span<float> logits) {
   const int32_t vocab = static_cast<int32_t>(logits.size());
   for (auto [token, bias] : r.input.logit_bias)
@@ -256,7 +260,11 @@ void Scheduler::handle_logits(Running& r, std::span<float> logits) {
     std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) { return raw[a] > raw[b]; });
     for (size_t i = 0; i < k; ++i) out.top.emplace_back(idx[i], raw[idx[i]] - log_z);
   }
+  handle_token(r, std::move(out));
+}
 
+void Scheduler::handle_token(Running& r, TokenOutput out) {
+  const int32_t token = out.id;
   if (!r.first_token) r.first_token = Running::Clock::now();
   auto step = r.cont.accept(token);
   RequestUpdate u;
@@ -289,9 +297,20 @@ void Scheduler::run_step() {
   if (batch.empty()) return;
   std::vector<SeqKv*> kvs;
   for (Running* r : batch) kvs.push_back(&r->kv);
+  // When every request that samples now is plain greedy, only the chosen
+  // tokens come back from the device, not [batch, vocab] logits.
+  bool greedy = true;
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (batch[i]->pending() == static_cast<int64_t>(tokens[i].size()) && !plain_greedy(*batch[i]))
+      greedy = false;
   std::vector<float> logits;
+  std::vector<int32_t> next;
   try {
-    runner_->step(kvs, tokens, logits);
+    if (greedy) {
+      runner_->step_greedy(kvs, tokens, next);
+    } else {
+      runner_->step(kvs, tokens, logits);
+    }
   } catch (const std::exception& e) {
     // Should not happen after make_room; fail these requests, keep serving.
     log::error("forward step failed: {}", e.what());
@@ -310,7 +329,11 @@ void Scheduler::run_step() {
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i]->pending() != 0) continue;  // logits predict the next token once the context is cached
     try {
-      handle_logits(*batch[i], std::span(logits).subspan(i * vocab, vocab));
+      if (greedy) {
+        handle_token(*batch[i], TokenOutput{next[i], 0.0f, {}});
+      } else {
+        handle_logits(*batch[i], std::span(logits).subspan(i * vocab, vocab));
+      }
     } catch (const std::exception& e) {
       // One request's failure (e.g. in detokenizing) must not stop the others.
       log::error("request {} failed: {}", batch[i]->stream->id(), e.what());

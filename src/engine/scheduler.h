@@ -66,7 +66,9 @@ class Scheduler {
   void run_step();
   // Ends the request: the final update (`u` with timeline and usage added).
   void finish(Running& r, RequestUpdate u);
+  bool plain_greedy(const Running& r) const;
   void handle_logits(Running& r, std::span<float> logits);
+  void handle_token(Running& r, TokenOutput out);
   void reuse_prefix(Running& r);
   void publish_prefix(Running& r);
 

@@ -4,6 +4,8 @@
 // (q/k norm, q/k/v bias, tied embeddings, llama3 rope) as weights and flags.
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -34,13 +36,18 @@ class Transformer {
   struct Layer;
   struct Workspace;
 
+  using NamedShape = std::pair<std::string, std::vector<int64_t>>;
+  static Tensor host_view(const io::WeightStore& store, const std::string& name,
+                          const std::vector<int64_t>& shape);
   Tensor weight(const io::WeightStore& store, const std::string& name, std::vector<int64_t> shape);
+  Tensor stacked(const io::WeightStore& store, const std::vector<NamedShape>& parts);
   std::optional<Tensor> optional_weight(const io::WeightStore& store, const std::string& name,
                                         std::vector<int64_t> shape, bool present);
   void ensure_workspace(int64_t tokens, int64_t logit_rows);
   void attention_block(const Layer& layer, const ForwardBatch& batch, Tensor& k_pool,
                        Tensor& v_pool, int64_t n);
   void mlp_block(const Layer& layer, int64_t n);
+  void layers(const ForwardBatch& batch, KvCacheTensors& kv, Tensor& logits);
 
   ModelConfig config_;
   Backend& backend_;

@@ -24,37 +24,27 @@ struct Shape {
   int64_t n, heads, kv_heads, head_dim, pool_rows;
 };
 
-Shape check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_pool,
-                      const Tensor& v_pool, const AttentionBatch& batch, int64_t head_dim,
-                      const Tensor& out) {
+Shape check_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                      const AttentionBatch& batch, int64_t head_dim, const Tensor& out) {
   const char* op = "attention";
   check_matrix(q, op, "q");
-  check_matrix(k, op, "k");
   Shape s{q.dim(0), 0, 0, head_dim, 0};
-  if (head_dim <= 0 || q.dim(1) % head_dim != 0 || k.dim(1) % head_dim != 0)
-    fail("attention: q ({}) and k ({}) columns must be whole heads of {}", q.dim(1), k.dim(1),
-         head_dim);
-  s.heads = q.dim(1) / head_dim;
-  s.kv_heads = k.dim(1) / head_dim;
-  if (s.kv_heads == 0 || s.heads % s.kv_heads != 0)
-    fail("attention: {} query heads are not a multiple of {} kv heads", s.heads, s.kv_heads);
-  check_shape(k, s.n, k.dim(1), op, "k");
-  check_shape(v, s.n, k.dim(1), op, "v");
-  check_shape(out, s.n, q.dim(1), op, "out");
   for (const Tensor* pool : {&k_pool, &v_pool}) {
     check_present(*pool, op, "a KV pool");
-    if (pool->ndim != 2 || pool->dim(1) != k.dim(1) || pool->dtype != k_pool.dtype ||
+    if (pool->ndim != 2 || pool->dim(1) != k_pool.dim(1) || pool->dtype != k_pool.dtype ||
         pool->dim(0) != k_pool.dim(0))
-      fail("attention: the K and V pools must both be [slots, {}] of one dtype", k.dim(1));
+      fail("attention: the K and V pools must both be [slots, kv_dim] of one dtype");
   }
+  const int64_t kv_dim = k_pool.dim(1);
+  if (head_dim <= 0 || q.dim(1) % head_dim != 0 || kv_dim % head_dim != 0)
+    fail("attention: q ({}) and kv ({}) columns must be whole heads of {}", q.dim(1), kv_dim,
+         head_dim);
+  s.heads = q.dim(1) / head_dim;
+  s.kv_heads = kv_dim / head_dim;
+  if (s.kv_heads == 0 || s.heads % s.kv_heads != 0)
+    fail("attention: {} query heads are not a multiple of {} kv heads", s.heads, s.kv_heads);
+  check_shape(out, s.n, q.dim(1), op, "out");
   s.pool_rows = k_pool.dim(0);
-  if (out.data == k.data || out.data == v.data) fail("attention: out may not alias k or v");
-  if (static_cast<int64_t>(batch.slots.size()) != s.n)
-    fail("attention: {} slots for {} rows", batch.slots.size(), s.n);
-  for (int32_t slot : batch.slots) {
-    if (slot < 0 || slot >= s.pool_rows)
-      fail("attention: slot {} is outside the pool of {} slots", slot, s.pool_rows);
-  }
   return s;
 }
 
@@ -219,20 +209,43 @@ void run_long(const Context& c, const AttentionSeq& seq, const std::vector<int32
 
 }  // namespace
 
+void CpuBackend::write_kv(const Tensor& k, const Tensor& v, std::span<const int32_t> slots,
+                          Tensor& k_pool, Tensor& v_pool) {
+  const char* op = "write_kv";
+  check_matrix(k, op, "k");
+  const int64_t n = k.dim(0), width = k.dim(1);
+  check_shape(v, n, width, op, "v");
+  for (const Tensor* pool : {&k_pool, &v_pool}) {
+    check_present(*pool, op, "a KV pool");
+    if (pool->ndim != 2 || pool->dim(1) != width || pool->dim(0) != k_pool.dim(0))
+      fail("write_kv: the K and V pools must both be [slots, {}]", width);
+  }
+  if (static_cast<int64_t>(slots.size()) != n) fail("write_kv: {} slots for {} rows", slots.size(), n);
+  for (int32_t slot : slots)
+    if (slot < 0 || slot >= k_pool.dim(0))
+      fail("write_kv: slot {} is outside the pool of {} slots", slot, k_pool.dim(0));
+  ThreadPool::global().parallel_for(n, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      store_row(k.as<const float>() + i * width, k_pool.data, k_pool.dtype, slots[i], width);
+      store_row(v.as<const float>() + i * width, v_pool.data, v_pool.dtype, slots[i], width);
+    }
+  });
+}
+
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& k_pool,
                            Tensor& v_pool, const AttentionBatch& batch, int64_t head_dim,
                            float scale, Tensor& out) {
-  const Shape s = check_attention(q, k, v, k_pool, v_pool, batch, head_dim, out);
+  if (out.data == k.data || out.data == v.data) fail("attention: out may not alias k or v");
+  write_kv(k, v, batch.slots, k_pool, v_pool);
+  attention(q, k_pool, v_pool, batch, head_dim, scale, out);
+}
+
+void CpuBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                           const AttentionBatch& batch, int64_t head_dim, float scale,
+                           Tensor& out) {
+  const Shape s = check_attention(q, k_pool, v_pool, batch, head_dim, out);
   std::vector<std::vector<int32_t>> slots;
   for (const AttentionSeq& seq : batch.seqs) slots.push_back(seq_slots(seq, batch, s));
-  const int64_t width = k.dim(1);
-  ThreadPool& pool = ThreadPool::global();
-  pool.parallel_for(s.n, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      store_row(k.as<const float>() + i * width, k_pool.data, k_pool.dtype, batch.slots[i], width);
-      store_row(v.as<const float>() + i * width, v_pool.data, v_pool.dtype, batch.slots[i], width);
-    }
-  });
   const Context ctx{*kernels_, s, q, k_pool, v_pool, batch, scale, out};
   std::vector<int32_t> short_seqs;
   for (size_t i = 0; i < batch.seqs.size(); ++i) {

@@ -3,6 +3,8 @@
 // the memory-mapped checkpoint, kernels chosen at run time for the best ISA
 // the processor has (AVX-512 with BF16, AVX2+FMA, or portable scalar code),
 // spread over all cores by the global ThreadPool.
+#include <vector>
+
 #include "backend/backend.h"
 #include "backend/cpu/isa.h"
 
@@ -32,19 +34,36 @@ class CpuBackend final : public Backend {
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
   void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
                     Tensor& out) override;
-  void head_rms_norm(Tensor& x, int64_t head_dim, const Tensor& weight, float eps) override;
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override;
-  void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
-            std::span<const float> inv_freq) override;
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& k_pool, Tensor& v_pool,
+  void qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
+                   const Tensor* k_norm, float eps, std::span<const int32_t> positions,
+                   std::span<const float> inv_freq, std::span<const int32_t> slots, Tensor& k_pool,
+                   Tensor& v_pool, Tensor& q_out) override;
+  void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                  const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out) override;
-  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void silu_mul(const Tensor& gate_up, Tensor& out) override;
   void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
+
+  // The building blocks of the fused ops above, also tested on their own.
+  // RMSNorm over each head_dim slice of x[n, heads * head_dim], in place.
+  void head_rms_norm(Tensor& x, int64_t head_dim, const Tensor& weight, float eps);
+  // Rotary embedding in place on x[n, heads * head_dim] (see qkv_prepare).
+  void rope(Tensor& x, int64_t head_dim, std::span<const int32_t> positions,
+            std::span<const float> inv_freq);
+  // Writes k, v [n, kv_dim] (f32) into the pools at slots.
+  void write_kv(const Tensor& k, const Tensor& v, std::span<const int32_t> slots, Tensor& k_pool,
+                Tensor& v_pool);
+  // write_kv, then attention.
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& k_pool, Tensor& v_pool,
+                 const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out);
+  // out = silu(gate) * up, all [n, d]; out may alias gate.
+  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
 
   cpu::Isa isa() const;
 
  private:
   const cpu::Kernels* kernels_;
+  std::vector<float> scratch_;  // qkv_prepare's k and v rows
 };
 
 }  // namespace nativelm

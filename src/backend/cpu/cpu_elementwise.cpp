@@ -1,4 +1,5 @@
 // Rotary embedding and the gated activation.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -42,6 +43,53 @@ void CpuBackend::rope(Tensor& x, int64_t head_dim, std::span<const int32_t> posi
           b[j] = x2 * cos[j] + x1 * sin[j];
         }
       }
+    }
+  });
+}
+
+void CpuBackend::qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
+                             const Tensor* k_norm, float eps, std::span<const int32_t> positions,
+                             std::span<const float> inv_freq, std::span<const int32_t> slots,
+                             Tensor& k_pool, Tensor& v_pool, Tensor& q_out) {
+  check_matrix(qkv, "qkv_prepare", "qkv");
+  const int64_t n = qkv.dim(0), hd = layout.head_dim;
+  const int64_t qw = layout.heads * hd, kw = layout.kv_heads * hd;
+  if (hd <= 0 || qkv.dim(1) != layout.width())
+    fail("qkv_prepare: qkv has {} columns, the layout needs {}", qkv.dim(1), layout.width());
+  check_shape(q_out, n, qw, "qkv_prepare", "q_out");
+  if ((q_norm == nullptr) != (k_norm == nullptr)) fail("qkv_prepare: q_norm and k_norm go together");
+  // k and v are split out into dense scratch rows so the whole-tensor ops
+  // below apply; this costs a copy of n * (q + 2 kv) floats, small next to
+  // the projections that made them.
+  scratch_.resize(static_cast<size_t>(2 * n * kw));
+  Tensor k(scratch_.data(), DType::F32, {n, kw}), v(scratch_.data() + n * kw, DType::F32, {n, kw});
+  ThreadPool::global().parallel_for(n, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* row = qkv.as<const float>() + i * qkv.dim(1);
+      std::copy(row, row + qw, q_out.as<float>() + i * qw);
+      std::copy(row + qw, row + qw + kw, k.as<float>() + i * kw);
+      std::copy(row + qw + kw, row + qw + 2 * kw, v.as<float>() + i * kw);
+    }
+  });
+  if (q_norm) {
+    head_rms_norm(q_out, hd, *q_norm, eps);
+    head_rms_norm(k, hd, *k_norm, eps);
+  }
+  rope(q_out, hd, positions, inv_freq);
+  rope(k, hd, positions, inv_freq);
+  write_kv(k, v, slots, k_pool, v_pool);
+}
+
+void CpuBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
+  check_matrix(gate_up, "silu_mul", "gate_up");
+  const int64_t n = gate_up.dim(0), d = gate_up.dim(1) / 2;
+  if (gate_up.dim(1) % 2 != 0) fail("silu_mul: gate_up has an odd number of columns");
+  check_shape(out, n, d, "silu_mul", "out");
+  const Kernels& kern = *kernels_;
+  ThreadPool::global().parallel_for(n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* row = gate_up.as<const float>() + i * 2 * d;
+      kern.silu_mul(row, row + d, out.as<float>() + i * d, d);
     }
   });
 }

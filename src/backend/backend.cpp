@@ -1,6 +1,9 @@
 #include "backend/backend.h"
 
 #include "backend/cpu/cpu_backend.h"
+#ifdef NATIVELM_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "util/error.h"
 
 #include <algorithm>
@@ -8,11 +11,6 @@
 
 namespace nativelm {
 
-#ifdef NATIVELM_HAVE_CUDA
-namespace cuda {
-std::string unavailable_reason();
-}
-#endif
 
 int64_t Backend::available_memory() const {
   std::ifstream meminfo("/proc/meminfo");
@@ -56,13 +54,16 @@ void Backend::argmax(const Tensor& logits, std::span<int32_t> out) {
   }
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device) {
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
   if (device == "cpu") return std::make_unique<CpuBackend>();
+#ifndef NATIVELM_HAVE_CUDA
+  (void)options;
+#endif
   if (device == "cuda") {
 #ifdef NATIVELM_HAVE_CUDA
     std::string why = cuda::unavailable_reason();
     if (!why.empty()) fail("--device cuda is unavailable: {}", why);
-    fail("--device cuda: the CUDA backend is not implemented yet; use --device cpu");
+    return std::make_unique<CudaBackend>(options);
 #else
     fail("--device cuda is unavailable: this build has no CUDA backend (nvcc was not found)");
 #endif

@@ -39,7 +39,9 @@ struct AttentionBatch {
 // copies them over once in begin_step, and an op handed one of these very
 // spans uses that copy.
 struct StepInputs {
-  std::span<const int32_t> tokens, positions, logit_rows;
+  std::span<const int32_t> tokens{};
+  std::span<const int32_t> positions{};
+  std::span<const int32_t> logit_rows{};
   const AttentionBatch* attention = nullptr;
 };
 
@@ -128,8 +130,13 @@ class Backend {
   virtual void argmax(const Tensor& logits, std::span<int32_t> out);
 };
 
+struct BackendOptions {
+  bool cuda_graphs = true;      // --disable-cuda-graph turns it off
+  int32_t cuda_graph_max_bs = 160;  // largest decode batch replayed from a graph
+};
+
 // Creates the backend for a --device name ("cpu", "cuda"); throws Error with
 // the reason when that device is unavailable.
-std::unique_ptr<Backend> make_backend(const std::string& device);
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options = {});
 
 }  // namespace nativelm

@@ -19,7 +19,7 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const std::string& model_path, co
   if (!std::filesystem::exists(tokenizer_path)) fail("{} has no tokenizer.json", m->dir.string());
   m->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(tokenizer_path));
   if (options.threads > 0) ThreadPool::set_global_threads(options.threads);
-  m->backend = make_backend(options.device);
+  m->backend = make_backend(options.device, options.backend);
   m->weights = std::make_unique<io::WeightStore>(m->dir);
   m->model = std::make_unique<Transformer>(m->config, *m->weights, *m->backend);
   log::info("loaded {} ({}, {} layers, hidden {}, {:.1f} MB of weights) on {} in {:.2f} s",

@@ -17,6 +17,7 @@ namespace nativelm {
 struct LoadOptions {
   std::string device = "cpu";
   int threads = 0;  // 0: all cores
+  BackendOptions backend;
 };
 
 struct LoadedModel {

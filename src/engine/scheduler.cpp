@@ -59,7 +59,7 @@ Scheduler::Scheduler(LoadedModel& model, const SchedulerOptions& options) : mode
   shape.num_pages = static_cast<int32_t>(std::min<int64_t>(tokens / options.page_size, std::numeric_limits<int32_t>::max()));
   pool_ = std::make_unique<KvPool>(*model.backend, shape);
   runner_ = std::make_unique<ModelRunner>(*model.model, *pool_);
-  stats_.kv_pages_total = stats_.kv_pages_free = shape.num_pages;
+  stats_.kv_pages_total = stats_.kv_pages_free = pool_->free_pages();  // less any page the runner holds
   stats_.max_total_tokens = pool_->max_total_tokens();
   const double gb = static_cast<double>(shape.bytes_per_token()) * pool_->max_total_tokens() / 1e9;
   log::info("KV cache is allocated. max_total_num_tokens={}, page_size={}, K+V size: {:.2f} GB ({})",

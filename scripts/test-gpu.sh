@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The GPU test set in one go, ending with a summary: the CUDA kernels against
+# the CPU backend, the CUDA models against transformers' references and the
+# CPU (with and without CUDA graphs, and under continuous batching), and
+# compute-sanitizer memcheck over a short generate and a short batched run.
+#   scripts/test-gpu.sh          builds build/ here first (the project's build dependencies needed)
+#   scripts/test-gpu.sh .gpu     uses binaries packed by scripts/gpu-bundle.sh on another machine
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ $# -ge 1 ]; then
+  bundle=$(cd "$1" && pwd)
+  bin="$bundle/bin"
+  tests="$bundle/bin"
+  export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+  # The test binaries look for tests/data and ../shared where they were built.
+  [ -e /work/main ] || { mkdir -p /work && ln -s "$root" /work/main; }
+  [ -e /work/shared ] || ln -s "$bundle/shared" /work/shared
+  stories="$bundle/shared/models/stories260K"
+else
+  cmake --preset release >/dev/null && cmake --build --preset release || exit 1
+  bin="$root/build"
+  tests="$root/build/tests"
+  stories="$root/../shared/models/stories260K"
+fi
+
+results=()
+failed=0
+check() {
+  local name=$1
+  shift
+  echo "=== $name"
+  if "$@"; then
+    results+=("PASS  $name")
+  else
+    results+=("FAIL  $name")
+    failed=$((failed + 1))
+  fi
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+check "CUDA kernels against the CPU backend" "$tests/test_backend" --gtest_filter='*Cuda*' --gtest_brief=1
+check "CUDA models: transformers, CPU, graphs, batching" "$tests/test_engine" --gtest_filter='*Cuda*' --gtest_brief=1
+memcheck=(compute-sanitizer --tool memcheck --error-exitcode 99)
+check "memcheck: generate" "${memcheck[@]}" "$bin/nativelm" generate --device cuda --model-path "$stories" \
+  --prompt "Once upon a time" --max-new-tokens 24
+check "memcheck: batched decode (graphs)" "${memcheck[@]}" "$bin/nativelm" bench_one_batch --device cuda \
+  --model-path "$stories" --batch-size 5 --input-len 40 --output-len 12
+check "memcheck: batched decode (eager)" "${memcheck[@]}" "$bin/nativelm" bench_one_batch --device cuda \
+  --model-path "$stories" --batch-size 3 --input-len 20 --output-len 6 --disable-cuda-graph
+
+echo
+echo "=== GPU test summary"
+printf '%s\n' "${results[@]}"
+echo "$failed of ${#results[@]} failed"
+exit $((failed > 0))

@@ -1,0 +1,122 @@
+#pragma once
+// The CUDA backend: weights copied to the GPU once (converted to the model's
+// dtype on the way), activations and the KV cache in that dtype, our own
+// kernels for everything but the large matrix products (cuBLASLt), one
+// stream, and decode steps replayed as CUDA graphs per batch-size bucket.
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/kernels.h"
+
+namespace nativelm {
+namespace cuda {
+class Gemm;
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const BackendOptions& options);
+  ~CudaBackend() override;
+
+  std::string name() const override;
+  void set_model_dtype(DType dtype) override { act_ = dtype; }
+  DType activation_dtype() const override { return act_; }
+
+  Tensor upload_weight(const Tensor& host) override;
+  Tensor upload_stacked(std::span<const Tensor> parts) override;
+  Tensor alloc(DType dtype, std::initializer_list<int64_t> shape) override;
+  void free(Tensor& t) override;
+  void copy_to_host(const Tensor& src, void* dst) override;
+  void copy_from_host(const void* src, Tensor& dst) override;
+  void synchronize() override;
+  int64_t available_memory() const override;
+
+  void begin_step(const StepInputs& inputs) override;
+  void end_step() override;
+  int32_t graph_batch_size(int32_t seqs) const override;
+  void run_recorded(int32_t key, const std::function<void()>& body) override;
+  void drop_recordings() override;
+
+  void embedding(const Tensor& table, std::span<const int32_t> ids, Tensor& out) override;
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
+  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                    Tensor& out) override;
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override;
+  void qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
+                   const Tensor* k_norm, float eps, std::span<const int32_t> positions,
+                   std::span<const float> inv_freq, std::span<const int32_t> slots, Tensor& k_pool,
+                   Tensor& v_pool, Tensor& q_out) override;
+  void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                 const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out) override;
+  void silu_mul(const Tensor& gate_up, Tensor& out) override;
+  void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
+  void argmax(const Tensor& logits, std::span<int32_t> out) override;
+
+  int64_t weight_bytes() const { return weight_bytes_; }
+  int recordings() const { return static_cast<int>(graphs_.size()); }
+
+ private:
+  // A step's host inputs laid out in one int32 arena and copied over at once.
+  struct Staged {
+    const int32_t *tokens_h = nullptr, *positions_h = nullptr, *logit_rows_h = nullptr,
+                  *slots_h = nullptr;
+    size_t n = 0, rows = 0;
+    const AttentionBatch* attention = nullptr;
+    const int32_t *tokens = nullptr, *positions = nullptr, *slots = nullptr, *logit_rows = nullptr,
+                  *row_seq = nullptr, *pages = nullptr;
+    const cuda::SeqInfo* seqs = nullptr;
+    int num_seqs = 0, page_size = 0;
+  };
+  struct Arena {
+    int32_t* host = nullptr;  // pinned
+    int32_t* device = nullptr;
+    size_t capacity = 0;  // int32 elements
+  };
+  void stage(const StepInputs& in, Arena& arena, Staged& out, bool may_drop);
+  // The staged copy covering `need`: this step's, or a one-off upload.
+  const Staged& staged(const StepInputs& need);
+  const float* device_floats(std::span<const float> host);
+  float* attention_scratch(size_t floats);
+  void* device_alloc(size_t bytes, const char* what);
+  void upload_rows(const Tensor& host, void* dst);
+  cuda::Ty ty(DType t) const { return static_cast<cuda::Ty>(t); }
+
+  BackendOptions options_;
+  int device_ = 0;
+  int sm_count_ = 0;
+  DType act_ = DType::BF16;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::Gemm> gemm_;
+  // Pinned staging for weight uploads, two halves used in turn.
+  void* upload_host_ = nullptr;
+  cudaEvent_t upload_done_[2] = {nullptr, nullptr};
+  int upload_half_ = 0;
+  int64_t weight_bytes_ = 0;
+
+  Arena step_arena_, adhoc_arena_;
+  Staged step_, adhoc_;
+  bool in_step_ = false;
+  bool capturing_ = false;
+  struct HostFloats {
+    std::vector<float> host;
+    float* device = nullptr;
+  };
+  std::vector<HostFloats> float_cache_;  // inv_freq tables
+  float* attn_scratch_ = nullptr;
+  size_t attn_scratch_floats_ = 0;
+  int32_t* ids_device_ = nullptr;  // argmax results
+  int32_t* ids_host_ = nullptr;
+  size_t ids_capacity_ = 0;
+  std::map<int32_t, cudaGraphExec_t> graphs_;
+};
+
+namespace cuda {
+// Empty when a CUDA device is usable, else the reason.
+std::string unavailable_reason();
+}  // namespace cuda
+
+}  // namespace nativelm

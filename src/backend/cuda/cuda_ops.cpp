@@ -1,0 +1,176 @@
+// CudaBackend's ops: shape checks on the host, then one launcher each.
+#include <cuda_runtime.h>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm.h"
+#include "util/error.h"
+
+namespace nativelm {
+
+using cuda::check_cuda;
+
+namespace {
+
+void check_rows(const Tensor& t, int64_t rows, int64_t cols, const char* op, const char* what) {
+  if (t.empty() || t.ndim != 2 || t.dim(0) != rows || t.dim(1) != cols)
+    fail("{}: {} must be [{}, {}]", op, what, rows, cols);
+}
+
+void check_matrix(const Tensor& t, const char* op, const char* what) {
+  if (t.empty() || t.ndim != 2) fail("{}: {} must be a present 2-d tensor", op, what);
+}
+
+int as_int(int64_t v) { return static_cast<int>(v); }
+
+}  // namespace
+
+void CudaBackend::embedding(const Tensor& table, std::span<const int32_t> ids, Tensor& out) {
+  check_matrix(table, "embedding", "table");
+  check_rows(out, static_cast<int64_t>(ids.size()), table.dim(1), "embedding", "out");
+  if (table.dtype != out.dtype) fail("embedding: table and out differ in dtype");
+  const Staged& s = staged({.tokens = ids});
+  cuda::gather(ty(out.dtype), table.data, s.tokens, as_int(ids.size()), as_int(table.dim(1)), out.data, stream_);
+}
+
+void CudaBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) {
+  check_matrix(x, "gather_rows", "x");
+  check_rows(out, static_cast<int64_t>(rows.size()), x.dim(1), "gather_rows", "out");
+  const Staged& s = staged({.logit_rows = rows});
+  cuda::gather(ty(x.dtype), x.data, s.logit_rows, as_int(rows.size()), as_int(x.dim(1)), out.data, stream_);
+}
+
+void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+  check_matrix(x, "rms_norm", "x");
+  check_rows(out, x.dim(0), x.dim(1), "rms_norm", "out");
+  if (weight.numel() != x.dim(1)) fail("rms_norm: weight has {} entries for {} columns", weight.numel(), x.dim(1));
+  cuda::rms_norm(ty(x.dtype), x.data, weight.data, eps, as_int(x.dim(0)), as_int(x.dim(1)), out.data, stream_);
+}
+
+void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+  check_matrix(residual, "add_rms_norm", "residual");
+  check_rows(x, residual.dim(0), residual.dim(1), "add_rms_norm", "x");
+  check_rows(out, residual.dim(0), residual.dim(1), "add_rms_norm", "out");
+  if (weight.numel() != x.dim(1)) fail("add_rms_norm: weight has {} entries for {} columns", weight.numel(), x.dim(1));
+  cuda::add_rms_norm(ty(x.dtype), residual.data, x.data, weight.data, eps, as_int(x.dim(0)), as_int(x.dim(1)),
+                     out.data, stream_);
+}
+
+void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+  check_matrix(x, "linear", "x");
+  check_matrix(w, "linear", "w");
+  const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
+  if (w.dim(1) != k) fail("linear: x has {} columns but w is [{}, {}]", k, m, w.dim(1));
+  check_rows(out, n, m, "linear", "out");
+  if (x.dtype != w.dtype || (out.dtype != x.dtype && out.dtype != DType::F32))
+    fail("linear: x ({}), w ({}) and out ({}) dtypes do not fit", dtype_name(x.dtype), dtype_name(w.dtype),
+         dtype_name(out.dtype));
+  if (bias && bias->numel() != m) fail("linear: bias has {} entries for {} outputs", bias->numel(), m);
+  if (n == 0) return;
+  if (n <= cuda::kGemvMaxRows) {
+    cuda::gemv(ty(x.dtype), x.data, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m), as_int(k), out.data,
+               ty(out.dtype), stream_);
+    return;
+  }
+  gemm_->run(ty(x.dtype), x.data, w.data, as_int(n), as_int(m), as_int(k), out.data, ty(out.dtype));
+  if (bias) cuda::add_bias(ty(x.dtype), bias->data, as_int(n), as_int(m), out.data, ty(out.dtype), stream_);
+}
+
+void CudaBackend::qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
+                              const Tensor* k_norm, float eps, std::span<const int32_t> positions,
+                              std::span<const float> inv_freq, std::span<const int32_t> slots, Tensor& k_pool,
+                              Tensor& v_pool, Tensor& q_out) {
+  check_matrix(qkv, "qkv_prepare", "qkv");
+  const int64_t n = qkv.dim(0), hd = layout.head_dim;
+  if (hd <= 0 || hd % 2 != 0 || qkv.dim(1) != layout.width())
+    fail("qkv_prepare: qkv has {} columns, the layout needs {}", qkv.dim(1), layout.width());
+  check_rows(q_out, n, layout.heads * hd, "qkv_prepare", "q_out");
+  check_matrix(k_pool, "qkv_prepare", "k_pool");
+  check_rows(v_pool, k_pool.dim(0), layout.kv_heads * hd, "qkv_prepare", "v_pool");
+  if (k_pool.dim(1) != layout.kv_heads * hd || k_pool.dtype != qkv.dtype || v_pool.dtype != qkv.dtype)
+    fail("qkv_prepare: the pools must be [slots, {}] of {}", layout.kv_heads * hd, dtype_name(qkv.dtype));
+  if (static_cast<int64_t>(positions.size()) != n || static_cast<int64_t>(slots.size()) != n)
+    fail("qkv_prepare: {} positions and {} slots for {} rows", positions.size(), slots.size(), n);
+  if (static_cast<int64_t>(inv_freq.size()) != hd / 2) fail("qkv_prepare: inv_freq must have head_dim / 2 entries");
+  if ((q_norm == nullptr) != (k_norm == nullptr)) fail("qkv_prepare: q_norm and k_norm go together");
+  const float* freq = device_floats(inv_freq);
+  const int32_t *pos = nullptr, *slot = nullptr;
+  if (in_step_ && positions.data() == step_.positions_h && slots.data() == step_.slots_h) {
+    pos = step_.positions;
+    slot = step_.slots;
+  } else {
+    // Outside a step the slots are checked here (inside one, ModelRunner made them).
+    for (int32_t s : slots)
+      if (s < 0 || s >= k_pool.dim(0)) fail("qkv_prepare: slot {} is outside the pool of {} slots", s, k_pool.dim(0));
+    AttentionBatch only_slots;
+    only_slots.slots.assign(slots.begin(), slots.end());
+    const Staged& s = staged({.positions = positions, .attention = &only_slots});
+    pos = s.positions;
+    slot = s.slots;
+  }
+  cuda::QkvArgs a{qkv.data, q_norm ? q_norm->data : nullptr, k_norm ? k_norm->data : nullptr, eps, pos, freq, slot,
+                  k_pool.data, v_pool.data, q_out.data, as_int(n), as_int(layout.heads), as_int(layout.kv_heads),
+                  as_int(hd)};
+  cuda::qkv_prepare(ty(qkv.dtype), a, stream_);
+}
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const AttentionBatch& batch,
+                            int64_t head_dim, float scale, Tensor& out) {
+  check_matrix(q, "attention", "q");
+  check_matrix(k_pool, "attention", "k_pool");
+  const int64_t n = q.dim(0), kv_dim = k_pool.dim(1);
+  if (head_dim <= 0 || head_dim > 256 || q.dim(1) % head_dim != 0 || kv_dim % head_dim != 0)
+    fail("attention: q ({}) and kv ({}) columns must be whole heads of {} (at most 256)", q.dim(1), kv_dim, head_dim);
+  const int64_t heads = q.dim(1) / head_dim, kv_heads = kv_dim / head_dim;
+  if (heads % kv_heads != 0) fail("attention: {} query heads are not a multiple of {} kv heads", heads, kv_heads);
+  check_rows(v_pool, k_pool.dim(0), kv_dim, "attention", "v_pool");
+  check_rows(out, n, q.dim(1), "attention", "out");
+  if (static_cast<int64_t>(batch.slots.size()) != n) fail("attention: {} slots for {} rows", batch.slots.size(), n);
+  if (batch.page_size <= 0) fail("attention: page size {}", batch.page_size);
+  const bool staged_now = in_step_ && &batch == step_.attention;
+  if (!staged_now) {
+    int64_t covered = 0;
+    for (const AttentionSeq& s : batch.seqs) {
+      covered += s.q_len;
+      for (int32_t p = 0; p < (s.kv_len + batch.page_size - 1) / batch.page_size; ++p)
+        if (s.pages[p] < 0 || (int64_t{s.pages[p]} + 1) * batch.page_size > k_pool.dim(0))
+          fail("attention: page {} is outside the pool of {} slots", s.pages[p], k_pool.dim(0));
+    }
+    if (covered != n) fail("attention: the sequences cover {} of {} rows", covered, n);
+  }
+  const Staged& s = staged({.attention = &batch});
+  // Enough blocks to fill the GPU twice over; depends only on the row count,
+  // so a recorded decode step keeps its launch shape.
+  const int hpb = cuda::attention_heads_per_block(as_int(heads), as_int(kv_heads));
+  const int64_t blocks = n * (heads / hpb);
+  const int splits = static_cast<int>(std::clamp<int64_t>((2 * sm_count_ + blocks - 1) / blocks, 1, 32));
+  float* partial = splits > 1 ? attention_scratch(static_cast<size_t>(n * heads * splits * (head_dim + 2))) : nullptr;
+  cuda::AttentionArgs a{q.data, k_pool.data, v_pool.data, out.data, s.row_seq, s.seqs, s.pages, partial,
+                        as_int(n), as_int(heads), as_int(kv_heads), as_int(head_dim), s.page_size, splits, scale};
+  cuda::attention(ty(q.dtype), a, stream_);
+}
+
+void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
+  check_matrix(gate_up, "silu_mul", "gate_up");
+  if (gate_up.dim(1) % 2 != 0) fail("silu_mul: gate_up has an odd number of columns");
+  check_rows(out, gate_up.dim(0), gate_up.dim(1) / 2, "silu_mul", "out");
+  cuda::silu_mul(ty(out.dtype), gate_up.data, as_int(gate_up.dim(0)), as_int(gate_up.dim(1) / 2), out.data, stream_);
+}
+
+void CudaBackend::argmax(const Tensor& logits, std::span<int32_t> out) {
+  if (logits.ndim != 2 || logits.dtype != DType::F32 || logits.dim(0) != static_cast<int64_t>(out.size()))
+    fail("argmax: logits must be f32 [{}, vocab]", out.size());
+  if (out.size() > ids_capacity_) {
+    if (ids_device_) cudaFree(ids_device_);
+    if (ids_host_) cudaFreeHost(ids_host_);
+    ids_capacity_ = std::max<size_t>(out.size(), 256);
+    ids_device_ = static_cast<int32_t*>(device_alloc(ids_capacity_ * 4, "argmax results"));
+    check_cuda(cudaMallocHost(&ids_host_, ids_capacity_ * 4), "pinned argmax results");
+  }
+  cuda::argmax(logits.as<const float>(), as_int(out.size()), as_int(logits.dim(1)), ids_device_, stream_);
+  check_cuda(cudaMemcpyAsync(ids_host_, ids_device_, out.size() * 4, cudaMemcpyDeviceToHost, stream_), "argmax");
+  check_cuda(cudaStreamSynchronize(stream_), "argmax");
+  std::copy(ids_host_, ids_host_ + out.size(), out.begin());
+}
+
+}  // namespace nativelm

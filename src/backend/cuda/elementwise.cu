@@ -1,0 +1,127 @@
+// Row gathers, RMSNorm (plain and fused with the residual add), SiLU-and-mul,
+// bias and dtype conversion: memory-bound one-pass kernels.
+#include "backend/cuda/common.cuh"
+
+namespace nativelm::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+template <class T>
+__global__ void gather_kernel(const T* table, const int32_t* ids, int d, T* out) {
+  const T* src = table + static_cast<int64_t>(ids[blockIdx.x]) * d;
+  T* dst = out + static_cast<int64_t>(blockIdx.x) * d;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) dst[j] = src[j];
+}
+
+template <class T>
+__device__ void norm_row(const T* x, const T* w, float eps, int d, T* out) {
+  float ss = 0.0f;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) {
+    const float v = to_f(x[j]);
+    ss += v * v;
+  }
+  const float rstd = rsqrtf(block_sum(ss) / static_cast<float>(d) + eps);
+  for (int j = threadIdx.x; j < d; j += blockDim.x)
+    out[j] = from_f<T>(to_f(w[j]) * round_to<T>(to_f(x[j]) * rstd));
+}
+
+template <class T>
+__global__ void rms_norm_kernel(const T* x, const T* w, float eps, int d, T* out) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * d;
+  norm_row(x + row, w, eps, d, out + row);
+}
+
+template <class T>
+__global__ void add_rms_norm_kernel(T* residual, const T* x, const T* w, float eps, int d, T* out) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * d;
+  T* r = residual + row;
+  // Each thread re-reads only the elements it wrote, so no barrier is needed
+  // before norm_row's first pass.
+  for (int j = threadIdx.x; j < d; j += blockDim.x) r[j] = from_f<T>(to_f(r[j]) + to_f(x[row + j]));
+  norm_row(r, w, eps, d, out + row);
+}
+
+template <class T>
+__global__ void silu_mul_kernel(const T* gu, int64_t total, int d, T* out) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = i / d, col = i % d;
+    const float g = to_f(gu[row * 2 * d + col]), u = to_f(gu[row * 2 * d + d + col]);
+    out[i] = from_f<T>(round_to<T>(g / (1.0f + __expf(-g))) * u);
+  }
+}
+
+template <class T, class O>
+__global__ void add_bias_kernel(const T* bias, int64_t total, int m, O* out) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = from_f<O>(to_f(out[i]) + to_f(bias[i % m]));
+}
+
+template <class S, class D>
+__global__ void convert_kernel(const S* src, D* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[i] = from_f<D>(to_f(src[i]));
+}
+
+int grid_for(int64_t total) {
+  const int64_t blocks = (total + kThreads - 1) / kThreads;
+  return static_cast<int>(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
+}
+
+int row_threads(int d) { return d >= 1024 ? 256 : d >= 256 ? 128 : 64; }
+
+}  // namespace
+
+void gather(Ty t, const void* table, const int32_t* ids, int n, int d, void* out, cudaStream_t s) {
+  if (n == 0) return;
+  NATIVELM_DISPATCH(t, gather_kernel<T><<<n, 128, 0, s>>>(static_cast<const T*>(table), ids, d,
+                                                          static_cast<T*>(out)));
+}
+
+void rms_norm(Ty t, const void* x, const void* w, float eps, int n, int d, void* out, cudaStream_t s) {
+  if (n == 0) return;
+  NATIVELM_DISPATCH(t, rms_norm_kernel<T><<<n, row_threads(d), 0, s>>>(
+                           static_cast<const T*>(x), static_cast<const T*>(w), eps, d, static_cast<T*>(out)));
+}
+
+void add_rms_norm(Ty t, void* residual, const void* x, const void* w, float eps, int n, int d,
+                  void* out, cudaStream_t s) {
+  if (n == 0) return;
+  NATIVELM_DISPATCH(t, add_rms_norm_kernel<T><<<n, row_threads(d), 0, s>>>(
+                           static_cast<T*>(residual), static_cast<const T*>(x),
+                           static_cast<const T*>(w), eps, d, static_cast<T*>(out)));
+}
+
+void silu_mul(Ty t, const void* gu, int n, int d, void* out, cudaStream_t s) {
+  const int64_t total = static_cast<int64_t>(n) * d;
+  if (total == 0) return;
+  NATIVELM_DISPATCH(t, silu_mul_kernel<T><<<grid_for(total), kThreads, 0, s>>>(
+                           static_cast<const T*>(gu), total, d, static_cast<T*>(out)));
+}
+
+void add_bias(Ty t, const void* bias, int n, int m, void* out, Ty out_t, cudaStream_t s) {
+  const int64_t total = static_cast<int64_t>(n) * m;
+  if (total == 0) return;
+  if (out_t == Ty::F32) {
+    NATIVELM_DISPATCH(t, add_bias_kernel<T, float><<<grid_for(total), kThreads, 0, s>>>(
+                             static_cast<const T*>(bias), total, m, static_cast<float*>(out)));
+  } else {
+    NATIVELM_DISPATCH(t, add_bias_kernel<T, T><<<grid_for(total), kThreads, 0, s>>>(
+                             static_cast<const T*>(bias), total, m, static_cast<T*>(out)));
+  }
+}
+
+void convert(Ty from, const void* src, Ty to, void* dst, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  NATIVELM_DISPATCH(from, {
+    using S = T;
+    NATIVELM_DISPATCH(to, convert_kernel<S, T><<<grid_for(n), kThreads, 0, s>>>(
+                              static_cast<const S*>(src), static_cast<T*>(dst), n));
+  });
+}
+
+}  // namespace nativelm::cuda

@@ -1,0 +1,76 @@
+#pragma once
+// Host-callable launchers for the CUDA kernels. Plain C++ on this side (the
+// backend is compiled by the host compiler); each launcher queues work on the
+// given stream and returns. Element types: one Ty for activations, weights and
+// the KV cache of a model (f32, f16 or bf16), all math in f32.
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace nativelm::cuda {
+
+enum class Ty : uint8_t { F32, F16, BF16 };  // the values of nativelm::DType
+
+// out[i, :] = table[ids[i], :] (also gather_rows: x rows picked by index).
+void gather(Ty t, const void* table, const int32_t* ids, int n, int d, void* out, cudaStream_t s);
+// out = rms_norm(x) * w, rounded as transformers does (normalised x in Ty first).
+void rms_norm(Ty t, const void* x, const void* w, float eps, int n, int d, void* out, cudaStream_t s);
+// residual += x (rounded to Ty), then out = rms_norm(residual) * w.
+void add_rms_norm(Ty t, void* residual, const void* x, const void* w, float eps, int n, int d,
+                  void* out, cudaStream_t s);
+// out[n, d] = silu(gu[:, :d]) * gu[:, d:].
+void silu_mul(Ty t, const void* gu, int n, int d, void* out, cudaStream_t s);
+// out[n, m] += bias[m].
+void add_bias(Ty t, const void* bias, int n, int m, void* out, Ty out_t, cudaStream_t s);
+// Converts n elements.
+void convert(Ty from, const void* src, Ty to, void* dst, int64_t n, cudaStream_t s);
+
+struct QkvArgs {
+  const void* qkv;     // [n, (heads + 2 kv_heads) * head_dim]
+  const void* q_norm;  // [head_dim] or null (then k_norm is null too)
+  const void* k_norm;
+  float eps;
+  const int32_t* positions;  // [n]
+  const float* inv_freq;     // [head_dim / 2]
+  const int32_t* slots;      // [n]
+  void* k_pool;              // [slots, kv_heads * head_dim]
+  void* v_pool;
+  void* q_out;  // [n, heads * head_dim]
+  int n, heads, kv_heads, head_dim;
+};
+// Head RMSNorm (optional) + RoPE on q and k, K/V written to the pools.
+void qkv_prepare(Ty t, const QkvArgs& a, cudaStream_t s);
+
+// Per-sequence metadata: q_begin, q_len, kv_len, first entry in `pages`.
+struct SeqInfo {
+  int32_t q_begin, q_len, kv_len, page_off;
+};
+
+struct AttentionArgs {
+  const void* q;  // [rows, heads * head_dim]
+  const void* k_pool;
+  const void* v_pool;
+  void* out;                // [rows, heads * head_dim]
+  const int32_t* row_seq;   // [rows]: the sequence of each query row
+  const SeqInfo* seqs;
+  const int32_t* pages;
+  float* partial;           // rows * heads * splits * (head_dim + 2) floats when splits > 1
+  int rows, heads, kv_heads, head_dim, page_size, splits;
+  float scale;
+};
+// Causal paged attention, each row split over `splits` KV chunks (flash
+// decoding) and combined; grid sizes depend only on rows and splits, so the
+// launch can be recorded once per batch size.
+void attention(Ty t, const AttentionArgs& a, cudaStream_t s);
+// Number of query heads one attention block serves (a divisor of the GQA group).
+int attention_heads_per_block(int heads, int kv_heads);
+
+// out[n, m] = x[n, k] @ w[m, k]^T (+ bias) for n <= kGemvMaxRows, reading w once.
+constexpr int kGemvMaxRows = 8;
+void gemv(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out,
+          Ty out_t, cudaStream_t s);
+
+// out[i] = first index of the maximum of logits[i, :].
+void argmax(const float* logits, int rows, int vocab, int32_t* out, cudaStream_t s);
+
+}  // namespace nativelm::cuda

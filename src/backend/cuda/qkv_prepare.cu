@@ -1,0 +1,70 @@
+// The step between the fused q/k/v projection and attention, in one pass per
+// token: per-head RMSNorm of q and k (Qwen3), rotary embedding, q to its own
+// buffer and k/v straight into the paged KV pools.
+#include "backend/cuda/common.cuh"
+
+namespace nativelm::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;
+
+// One warp per head; lanes take rotary pairs (j, j + half).
+template <class T>
+__device__ void norm_rope_head(const T* src, const T* norm, float eps, float pos,
+                               const float* inv_freq, int head_dim, T* dst) {
+  const int lane = threadIdx.x % 32, half = head_dim / 2;
+  float rstd = 1.0f;
+  if (norm) {
+    float ss = 0.0f;
+    for (int j = lane; j < head_dim; j += 32) {
+      const float v = to_f(src[j]);
+      ss += v * v;
+    }
+    rstd = rsqrtf(warp_sum(ss) / static_cast<float>(head_dim) + eps);
+  }
+  for (int j = lane; j < half; j += 32) {
+    float x1 = to_f(src[j]), x2 = to_f(src[j + half]);
+    if (norm) {
+      x1 = round_to<T>(to_f(norm[j]) * round_to<T>(x1 * rstd));
+      x2 = round_to<T>(to_f(norm[j + half]) * round_to<T>(x2 * rstd));
+    }
+    float sn, cs;
+    sincosf(pos * inv_freq[j], &sn, &cs);
+    dst[j] = from_f<T>(x1 * cs - x2 * sn);
+    dst[j + half] = from_f<T>(x2 * cs + x1 * sn);
+  }
+}
+
+template <class T>
+__global__ void qkv_prepare_kernel(QkvArgs a) {
+  const int row = blockIdx.x, hd = a.head_dim;
+  const int width = (a.heads + 2 * a.kv_heads) * hd, kv_dim = a.kv_heads * hd;
+  const T* src = static_cast<const T*>(a.qkv) + static_cast<int64_t>(row) * width;
+  const float pos = static_cast<float>(a.positions[row]);
+  const int64_t slot = a.slots[row];
+  const T* q_norm = static_cast<const T*>(a.q_norm);
+  const T* k_norm = static_cast<const T*>(a.k_norm);
+  for (int h = threadIdx.x / 32; h < a.heads + 2 * a.kv_heads; h += kWarps) {
+    const T* in = src + h * hd;
+    if (h < a.heads) {
+      T* out = static_cast<T*>(a.q_out) + static_cast<int64_t>(row) * a.heads * hd + h * hd;
+      norm_rope_head(in, q_norm, a.eps, pos, a.inv_freq, hd, out);
+    } else if (h < a.heads + a.kv_heads) {
+      T* out = static_cast<T*>(a.k_pool) + slot * kv_dim + (h - a.heads) * hd;
+      norm_rope_head(in, k_norm, a.eps, pos, a.inv_freq, hd, out);
+    } else {
+      T* out = static_cast<T*>(a.v_pool) + slot * kv_dim + (h - a.heads - a.kv_heads) * hd;
+      for (int j = threadIdx.x % 32; j < hd; j += 32) out[j] = in[j];
+    }
+  }
+}
+
+}  // namespace
+
+void qkv_prepare(Ty t, const QkvArgs& a, cudaStream_t s) {
+  if (a.n == 0) return;
+  NATIVELM_DISPATCH(t, qkv_prepare_kernel<T><<<a.n, 32 * kWarps, 0, s>>>(a));
+}
+
+}  // namespace nativelm::cuda

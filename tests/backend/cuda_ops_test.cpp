@@ -1,0 +1,264 @@
+// Every CUDA kernel against the CPU backend (itself checked against double
+// precision references) on seeded random data, for f32, bf16 and f16 models.
+// Skipped, saying why, where no usable GPU is present; scripts/test-gpu.sh
+// runs them on the GPU machine.
+#ifdef NATIVELM_HAVE_CUDA
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+#include <random>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cpu_test_util.h"
+#include "util/error.h"
+
+namespace nativelm {
+namespace {
+
+using test::Buffer;
+
+class CudaOps : public testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    const std::string why = cuda::unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << "no usable GPU: " << why;
+    gpu_ = std::make_unique<CudaBackend>(BackendOptions{});
+    gpu_->set_model_dtype(GetParam());
+  }
+  void TearDown() override {
+    if (!gpu_) return;
+    for (Tensor& t : owned_) gpu_->free(t);
+  }
+  DType dt() const { return GetParam(); }
+  // Random values already rounded to the model dtype.
+  Buffer random(std::vector<int64_t> shape, float lo = -1.0f, float hi = 1.0f) {
+    Buffer b(dt(), std::move(shape));
+    b.fill_random(rng_, lo, hi);
+    return b;
+  }
+  Tensor upload(Buffer& b) {
+    Tensor host = b.tensor();
+    Tensor t = host.ndim == 1 ? gpu_->alloc(host.dtype, {host.dim(0)}) : gpu_->alloc(host.dtype, {host.dim(0), host.dim(1)});
+    gpu_->copy_from_host(host.data, t);
+    owned_.push_back(t);
+    return t;
+  }
+  Tensor empty(DType d, int64_t rows, int64_t cols) {
+    Tensor t = gpu_->alloc(d, {rows, cols});
+    owned_.push_back(t);
+    return t;
+  }
+  std::vector<float> download(const Tensor& t) {
+    Buffer b(t.dtype, {t.numel()});
+    gpu_->copy_to_host(t, b.tensor().data);
+    return b.values();
+  }
+  // Largest difference relative to the reference's largest magnitude.
+  static float rel_error(const std::vector<float>& got, const std::vector<float>& want) {
+    EXPECT_EQ(got.size(), want.size());
+    float scale = 1e-6f, worst = 0.0f;
+    for (float w : want) scale = std::max(scale, std::fabs(w));
+    for (size_t i = 0; i < std::min(got.size(), want.size()); ++i)
+      worst = std::max(worst, std::fabs(got[i] - want[i]));
+    return worst / scale;
+  }
+  // One rounding to the dtype (plus f32 order effects) at most.
+  float tol() const { return dt() == DType::F32 ? 1e-5f : dt() == DType::F16 ? 2e-3f : 1.6e-2f; }
+
+  std::unique_ptr<CudaBackend> gpu_;
+  CpuBackend cpu_;
+  std::vector<Tensor> owned_;
+  std::mt19937 rng_{1234};
+};
+
+TEST_P(CudaOps, EmbeddingAndGatherAreExact) {
+  Buffer table = random({50, 72});
+  const std::vector<int32_t> ids = {3, 49, 0, 3, 17};
+  Tensor out = empty(dt(), 5, 72);
+  gpu_->embedding(upload(table), ids, out);
+  const auto got = download(out), all = table.values();
+  for (size_t i = 0; i < ids.size(); ++i)
+    for (int j = 0; j < 72; ++j) ASSERT_EQ(got[i * 72 + j], all[ids[i] * 72 + j]);
+  Tensor picked = empty(dt(), 2, 72);
+  const std::vector<int32_t> rows = {4, 1};
+  gpu_->gather_rows(out, rows, picked);
+  const auto g = download(picked);
+  for (int j = 0; j < 72; ++j) {
+    ASSERT_EQ(g[j], got[4 * 72 + j]);
+    ASSERT_EQ(g[72 + j], got[72 + j]);
+  }
+}
+
+TEST_P(CudaOps, RmsNormAndResidualAdd) {
+  for (int64_t d : {64, 1024, 1000}) {
+    Buffer x = random({7, d}), r = random({7, d}), w = random({d}, 0.5f, 1.5f);
+    auto xv = x.values(), rv = r.values(), wv = w.values();
+    Tensor xg = upload(x), rg = upload(r), wg = upload(w), out = empty(dt(), 7, d);
+    std::vector<float> want(xv.size());
+    Tensor wc = w.tensor();
+    Tensor xc = test::view(xv, 7, d), oc = test::view(want, 7, d);
+    cpu_.rms_norm(xc, wc, 1e-6f, oc);
+    gpu_->rms_norm(xg, wg, 1e-6f, out);
+    EXPECT_LE(rel_error(download(out), want), tol()) << "rms_norm d=" << d;
+    Tensor rc = test::view(rv, 7, d);
+    cpu_.add_rms_norm(rc, xc, wc, 1e-6f, oc);
+    gpu_->add_rms_norm(rg, xg, wg, 1e-6f, out);
+    EXPECT_LE(rel_error(download(rg), rv), tol()) << "residual d=" << d;
+    EXPECT_LE(rel_error(download(out), want), 2 * tol()) << "add_rms_norm d=" << d;
+  }
+}
+
+// Both paths: the GEMV (up to kGemvMaxRows rows, vector and scalar loads)
+// and cuBLASLt; outputs in the model dtype and in f32 (logits).
+TEST_P(CudaOps, LinearMatchesCpu) {
+  struct Shape { int64_t n, m, k; bool bias; };
+  for (Shape s : {Shape{1, 96, 64, false}, Shape{3, 200, 100, true}, Shape{8, 256, 512, false},
+                  Shape{9, 160, 256, true}, Shape{64, 384, 1024, false}, Shape{130, 70, 48, true}}) {
+    Buffer x = random({s.n, s.k}), w = random({s.m, s.k}), b = random({s.m});
+    auto xv = x.values();
+    Tensor xg = upload(x), wg = upload(w), bg = upload(b);
+    Tensor wc = w.tensor(), bc = b.tensor(), xc = test::view(xv, s.n, s.k);
+    std::vector<float> want(static_cast<size_t>(s.n * s.m));
+    Tensor oc = test::view(want, s.n, s.m);
+    cpu_.linear(xc, wc, s.bias ? &bc : nullptr, oc);
+    for (DType out_dt : {dt(), DType::F32}) {
+      Tensor out = empty(out_dt, s.n, s.m);
+      gpu_->linear(xg, wg, s.bias ? &bg : nullptr, out);
+      const float t = out_dt == DType::F32 ? std::max(tol() / 4, 1e-5f) : tol();
+      EXPECT_LE(rel_error(download(out), want), t) << s.n << "x" << s.m << "x" << s.k << " out " << dtype_name(out_dt);
+    }
+  }
+  Tensor x = empty(dt(), 2, 8), w = empty(dt(), 4, 9), out = empty(dt(), 2, 4);
+  EXPECT_THROW(gpu_->linear(x, w, nullptr, out), Error);
+}
+
+TEST_P(CudaOps, QkvPrepareNormRopeAndCacheWrite) {
+  struct Case { int64_t heads, kv_heads, hd; bool norm; };
+  for (Case c : {Case{4, 2, 64, true}, Case{4, 2, 64, false}, Case{2, 1, 8, true}, Case{16, 8, 128, true}}) {
+    const QkvLayout layout{c.heads, c.kv_heads, c.hd};
+    const int64_t n = 5, slots = 32, kw = c.kv_heads * c.hd;
+    Buffer qkv = random({n, layout.width()}, -2.0f, 2.0f);
+    Buffer qn = random({c.hd}, 0.5f, 1.5f), kn = random({c.hd}, 0.5f, 1.5f);
+    const std::vector<int32_t> positions = {0, 1, 17, 999, 4095};
+    const std::vector<int32_t> slot_ids = {3, 30, 0, 12, 7};
+    std::vector<float> inv_freq(c.hd / 2);
+    for (int64_t j = 0; j < c.hd / 2; ++j) inv_freq[j] = std::pow(10000.0f, -2.0f * j / c.hd);
+    // CPU: f32 qkv and f32 pools.
+    auto qkv_v = qkv.values();
+    std::vector<float> q_want(n * c.heads * c.hd), kp(slots * kw), vp(slots * kw);
+    Tensor qkv_c = test::view(qkv_v, n, layout.width()), qo_c = test::view(q_want, n, c.heads * c.hd);
+    Tensor kp_c = test::view(kp, slots, kw), vp_c = test::view(vp, slots, kw);
+    Tensor qn_c = qn.tensor(), kn_c = kn.tensor();
+    cpu_.qkv_prepare(qkv_c, layout, c.norm ? &qn_c : nullptr, c.norm ? &kn_c : nullptr, 1e-6f, positions, inv_freq,
+                     slot_ids, kp_c, vp_c, qo_c);
+    Tensor qkv_g = upload(qkv), qn_g = upload(qn), kn_g = upload(kn);
+    Tensor qo_g = empty(dt(), n, c.heads * c.hd), kp_g = empty(dt(), slots, kw), vp_g = empty(dt(), slots, kw);
+    gpu_->qkv_prepare(qkv_g, layout, c.norm ? &qn_g : nullptr, c.norm ? &kn_g : nullptr, 1e-6f, positions, inv_freq,
+                      slot_ids, kp_g, vp_g, qo_g);
+    // Rounding happens after the norm and after the rotation here: twice.
+    EXPECT_LE(rel_error(download(qo_g), q_want), 3 * tol()) << "q hd=" << c.hd;
+    EXPECT_LE(rel_error(download(kp_g), kp), 3 * tol()) << "k pool hd=" << c.hd;
+    EXPECT_LE(rel_error(download(vp_g), vp), tol()) << "v pool hd=" << c.hd;
+  }
+}
+
+// A decode row with a long history (split over several chunks), a chunk of
+// prefill rows on top of cached positions, and a first token, in one batch
+// with pages scattered over the pool.
+TEST_P(CudaOps, PagedAttentionMixedBatch) {
+  struct Case { int64_t heads, kv_heads, hd; };
+  for (Case c : {Case{4, 2, 64}, Case{8, 1, 128}, Case{6, 2, 8}, Case{32, 8, 128}, Case{16, 16, 256}}) {
+    const int32_t ps = 16, pages = 96;
+    const int64_t kw = c.kv_heads * c.hd, qw = c.heads * c.hd;
+    Buffer kpool = random({pages * ps, kw}), vpool = random({pages * ps, kw});
+    std::vector<int32_t> perm(pages);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng_);
+    AttentionBatch batch;
+    batch.page_size = ps;
+    const std::vector<std::pair<int32_t, int32_t>> shape = {{1, 700}, {37, 50}, {1, 1}, {3, 129}};
+    int32_t row = 0, page = 0;
+    std::vector<std::vector<int32_t>> tables;
+    for (auto [q_len, kv_len] : shape) {
+      std::vector<int32_t> t;
+      for (int32_t p = 0; p < (kv_len + ps - 1) / ps; ++p) t.push_back(perm[page++]);
+      tables.push_back(t);
+      for (int32_t i = 0; i < q_len; ++i) {
+        const int32_t pos = kv_len - q_len + i;
+        batch.slots.push_back(t[pos / ps] * ps + pos % ps);
+      }
+      row += q_len;
+    }
+    row = 0;
+    for (size_t s = 0; s < shape.size(); ++s) {
+      batch.seqs.push_back({row, shape[s].first, shape[s].second, tables[s].data()});
+      row += shape[s].first;
+    }
+    const int64_t n = row;
+    Buffer q = random({n, qw}, -2.0f, 2.0f);
+    auto qv = q.values();
+    std::vector<float> want(n * qw);
+    Tensor qc = test::view(qv, n, qw), oc = test::view(want, n, qw);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+    cpu_.attention(qc, kpool.tensor(), vpool.tensor(), batch, c.hd, scale, oc);
+    Tensor qg = upload(q), kg = upload(kpool), vg = upload(vpool), og = empty(dt(), n, qw);
+    gpu_->attention(qg, kg, vg, batch, c.hd, scale, og);
+    EXPECT_LE(rel_error(download(og), want), 2 * tol()) << c.heads << "/" << c.kv_heads << " heads, hd " << c.hd;
+  }
+}
+
+TEST_P(CudaOps, AttentionRejectsPagesOutsideThePool) {
+  Tensor q = empty(dt(), 1, 64), kp = empty(dt(), 32, 64), vp = empty(dt(), 32, 64), out = empty(dt(), 1, 64);
+  int32_t page = 5;  // pool has 2 pages of 16
+  AttentionBatch batch;
+  batch.page_size = 16;
+  batch.slots = {80};
+  batch.seqs.push_back({0, 1, 1, &page});
+  EXPECT_THROW(gpu_->attention(q, kp, vp, batch, 64, 0.125f, out), Error);
+}
+
+TEST_P(CudaOps, SiluMul) {
+  Buffer gu = random({6, 2 * 300}, -4.0f, 4.0f);
+  auto gv = gu.values();
+  std::vector<float> want(6 * 300);
+  Tensor gc = test::view(gv, 6, 600), oc = test::view(want, 6, 300);
+  cpu_.silu_mul(gc, oc);
+  Tensor out = empty(dt(), 6, 300);
+  gpu_->silu_mul(upload(gu), out);
+  EXPECT_LE(rel_error(download(out), want), 2 * tol());
+}
+
+TEST_P(CudaOps, ArgmaxTakesTheFirstOfEqualMaxima) {
+  const int64_t vocab = 5000;
+  Buffer logits(DType::F32, {4, vocab});
+  logits.fill_random(rng_, -5.0f, 5.0f);
+  logits.set(0 * vocab + 4999, 9.0f);
+  logits.set(1 * vocab + 10, 9.0f);
+  logits.set(1 * vocab + 4000, 9.0f);
+  for (int64_t j = 0; j < vocab; ++j) logits.set(2 * vocab + j, -INFINITY);
+  logits.set(3 * vocab + 0, 7.0f);
+  Tensor lg = upload(logits);
+  std::vector<int32_t> got(4);
+  gpu_->argmax(lg, got);
+  EXPECT_EQ(got, (std::vector<int32_t>{4999, 10, 0, 0}));
+}
+
+TEST_P(CudaOps, OversizedAllocationSaysHowMuch) {
+  try {
+    gpu_->alloc(DType::F32, {int64_t{1} << 40});
+    FAIL() << "a 4 TB allocation succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("out of GPU memory"), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, testing::Values(DType::F32, DType::BF16, DType::F16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace nativelm
+#endif  // NATIVELM_HAVE_CUDA

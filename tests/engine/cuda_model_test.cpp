@@ -1,0 +1,197 @@
+// The CUDA backend end to end: the tests/data checkpoints against
+// transformers and against the CPU backend, stories260K's reference output,
+// recorded (CUDA graph) decode steps against eager ones, and continuous
+// batching. Skipped, saying why, without a usable GPU.
+#ifdef NATIVELM_HAVE_CUDA
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "backend/cuda/cuda_backend.h"
+#include "engine/generator.h"
+#include "engine/kv_pool.h"
+#include "engine/loaded_model.h"
+#include "engine/model_runner.h"
+#include "engine/scheduler.h"
+#include "io/json_file.h"
+
+namespace nativelm {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+#define SKIP_WITHOUT_GPU()                                                  \
+  do {                                                                      \
+    const std::string why = cuda::unavailable_reason();                     \
+    if (!why.empty()) GTEST_SKIP() << "no usable GPU: " << why;             \
+  } while (0)
+
+std::vector<fs::path> reference_dirs() {
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(NATIVELM_TEST_DATA_DIR))
+    if (e.is_directory() && fs::exists(e.path() / "reference.json")) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+struct Checkpoint {
+  ModelConfig config;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<io::WeightStore> weights;
+  std::unique_ptr<Transformer> model;
+  std::unique_ptr<KvPool> pool;
+  std::unique_ptr<ModelRunner> runner;
+
+  Checkpoint(const fs::path& dir, const std::string& device, BackendOptions options = {}) {
+    config = load_model_config(dir);
+    backend = make_backend(device, options);
+    weights = std::make_unique<io::WeightStore>(dir);
+    model = std::make_unique<Transformer>(config, *weights, *backend);
+    KvPoolShape shape{config.num_layers, config.kv_dim(), model->kv_dtype(), 4, 128};
+    pool = std::make_unique<KvPool>(*backend, shape);
+    runner = std::make_unique<ModelRunner>(*model, *pool);
+  }
+  // Greedy continuation of each prompt, all in one batch, picked on the device.
+  std::vector<std::vector<int32_t>> greedy(std::vector<std::vector<int32_t>> prompts, int steps) {
+    std::vector<SeqKv> seqs(prompts.size());
+    std::vector<SeqKv*> ptrs;
+    for (auto& s : seqs) ptrs.push_back(&s);
+    std::vector<std::vector<int32_t>> out(prompts.size());
+    std::vector<int32_t> next;
+    for (int i = 0; i < steps; ++i) {
+      runner->step_greedy(ptrs, prompts, next);
+      for (size_t s = 0; s < prompts.size(); ++s) {
+        out[s].push_back(next[s]);
+        prompts[s] = {next[s]};
+      }
+    }
+    for (auto& s : seqs) runner->release(s);
+    return out;
+  }
+};
+
+// Relative logit tolerance per model dtype: the GPU computes in that dtype
+// (transformers' references upcast to f32).
+float logit_tolerance(DType d) { return d == DType::F32 ? 2e-4f : d == DType::F16 ? 1e-2f : 4e-2f; }
+
+class CudaReferenceModels : public ::testing::TestWithParam<fs::path> {};
+
+TEST_P(CudaReferenceModels, LogitsNearTransformersAndGreedyTokensEqualCpu) {
+  SKIP_WITHOUT_GPU();
+  const fs::path dir = GetParam();
+  Checkpoint gpu(dir, "cuda"), cpu(dir, "cpu");
+  const json ref = io::read_json_file(dir / "reference.json");
+  const json& cases = ref.contains("prompts") ? ref["prompts"] : ref;
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& c : cases) {
+    const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+    prompts.push_back(prompt);
+    const auto expected = c["last_logits"].get<std::vector<float>>();
+    SeqKv seq;
+    SeqKv* seqs[] = {&seq};
+    std::vector<std::vector<int32_t>> tokens = {prompt};
+    std::vector<float> logits;
+    gpu.runner->step(seqs, tokens, logits);
+    gpu.runner->release(seq);
+    ASSERT_EQ(logits.size(), expected.size());
+    float scale = 1.0f, worst = 0.0f;
+    for (float v : expected) scale = std::max(scale, std::fabs(v));
+    for (size_t i = 0; i < logits.size(); ++i) worst = std::max(worst, std::fabs(logits[i] - expected[i]));
+    EXPECT_LE(worst, logit_tolerance(gpu.config.dtype) * scale)
+        << dir.filename() << " prompt of " << prompt.size() << " tokens (" << dtype_name(gpu.config.dtype) << ")";
+    if (gpu.config.dtype == DType::F32) {
+      EXPECT_EQ(gpu.greedy({prompt}, static_cast<int>(c["greedy_ids"].size()))[0],
+                c["greedy_ids"].get<std::vector<int32_t>>());
+    }
+  }
+  const int steps = static_cast<int>(cases[0]["greedy_ids"].size());
+  EXPECT_EQ(gpu.greedy(prompts, steps), cpu.greedy(prompts, steps)) << dir.filename();
+  EXPECT_EQ(gpu.pool->free_pages(), gpu.pool->total_pages() - 1);  // all but the graph padding page
+}
+
+// Replaying recorded decode steps gives what running them eagerly gives.
+TEST_P(CudaReferenceModels, GraphReplayMatchesEagerDecode) {
+  SKIP_WITHOUT_GPU();
+  const fs::path dir = GetParam();
+  Checkpoint graphs(dir, "cuda"), eager(dir, "cuda", BackendOptions{.cuda_graphs = false});
+  const json ref = io::read_json_file(dir / "reference.json");
+  const json& cases = ref.contains("prompts") ? ref["prompts"] : ref;
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& c : cases) prompts.push_back(c["prompt_ids"].get<std::vector<int32_t>>());
+  EXPECT_EQ(graphs.greedy(prompts, 12), eager.greedy(prompts, 12)) << dir.filename();
+  EXPECT_GT(static_cast<CudaBackend&>(*graphs.backend).recordings(), 0);
+  EXPECT_EQ(static_cast<CudaBackend&>(*eager.backend).recordings(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(TestData, CudaReferenceModels, ::testing::ValuesIn(reference_dirs()),
+                         [](const auto& info) { return info.param.filename().string(); });
+
+const fs::path kStories = fs::path(NATIVELM_SHARED_DIR) / "models" / "stories260K";
+
+TEST(CudaStories260K, GreedyTokensAndTextMatchTransformers) {
+  SKIP_WITHOUT_GPU();
+  auto m = LoadedModel::load(kStories.string(), {.device = "cuda", .threads = 0, .backend = {}});
+  const json ref = io::read_json_file(kStories / "reference.json");
+  KvPoolShape shape{m->config.num_layers, m->config.kv_dim(), m->model->kv_dtype(), 16, 64};
+  KvPool pool(*m->backend, shape);
+  ModelRunner runner(*m->model, pool);
+  for (const auto& c : ref) {
+    const auto prompt = m->tokenizer->encode(c["prompt"].get<std::string>(), true);
+    SamplingParams p;
+    p.temperature = 0;
+    const auto expected = c["greedy_ids"].get<std::vector<int32_t>>();
+    p.max_new_tokens = static_cast<int32_t>(expected.size());
+    auto out = generate(*m, runner, prompt, p);
+    EXPECT_EQ(out.tokens, expected);
+    EXPECT_EQ(out.text, c["greedy_text"].get<std::string>());
+  }
+}
+
+// Continuous batching on the GPU: chunked prefill beside decodes, requests
+// joining and leaving, each gets exactly what it gets alone.
+TEST(CudaScheduler, ConcurrentRequestsMatchSingleRuns) {
+  SKIP_WITHOUT_GPU();
+  auto m = LoadedModel::load(kStories.string(), {.device = "cuda", .threads = 0, .backend = {}});
+  const std::vector<std::string> prompts = {"Once upon a time", "Lily and Tom went to the park. They", "The dog",
+                                            "One day, a little bird", "Sam had a red ball and", "Mom said"};
+  std::vector<std::vector<int32_t>> wanted;
+  {
+    KvPoolShape shape{m->config.num_layers, m->config.kv_dim(), m->model->kv_dtype(), 16, 64};
+    KvPool pool(*m->backend, shape);
+    ModelRunner runner(*m->model, pool);
+    for (const auto& p : prompts) {
+      SamplingParams sp;
+      sp.temperature = 0;
+      sp.max_new_tokens = 40;
+      wanted.push_back(generate(*m, runner, m->tokenizer->encode(p, true), sp).tokens);
+    }
+  }
+  SchedulerOptions o;
+  o.chunked_prefill_size = 5;
+  o.max_total_tokens = 4096;
+  Scheduler s(*m, o);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const auto& p : prompts) {
+    RequestInput in;
+    in.prompt = m->tokenizer->encode(p, true);
+    in.params.temperature = 0;
+    in.params.max_new_tokens = 40;
+    streams.push_back(s.submit(in));
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int32_t> got;
+    RequestUpdate u;
+    while (streams[i]->wait(u))
+      for (const auto& t : u.tokens) got.push_back(t.id);
+    EXPECT_EQ(got, wanted[i]) << prompts[i];
+  }
+  const auto st = s.stats();
+  EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);
+}
+
+}  // namespace
+}  // namespace nativelm
+#endif  // NATIVELM_HAVE_CUDA

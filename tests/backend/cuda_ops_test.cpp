@@ -180,7 +180,7 @@ TEST_P(CudaOps, PagedAttentionMixedBatch) {
     std::shuffle(perm.begin(), perm.end(), rng_);
     AttentionBatch batch;
     batch.page_size = ps;
-    const std::vector<std::pair<int32_t, int32_t>> shape = {{1, 700}, {37, 50}, {1, 1}, {3, 129}};
+    const std::vector<std::pair<int32_t, int32_t>> shape = {{1, 700}, {37, 50}, {1, 1}, {3, 129}, {150, 300}};
     int32_t row = 0, page = 0;
     std::vector<std::vector<int32_t>> tables;
     for (auto [q_len, kv_len] : shape) {

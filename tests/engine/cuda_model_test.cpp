@@ -71,6 +71,32 @@ struct Checkpoint {
     for (auto& s : seqs) runner->release(s);
     return out;
   }
+  // Greedy as above from host logits, also giving each pick's lead over the
+  // runner-up relative to the logit scale.
+  std::vector<std::vector<std::pair<int32_t, float>>> greedy_with_margins(std::vector<std::vector<int32_t>> prompts,
+                                                                          int steps) {
+    std::vector<SeqKv> seqs(prompts.size());
+    std::vector<SeqKv*> ptrs;
+    for (auto& s : seqs) ptrs.push_back(&s);
+    std::vector<std::vector<std::pair<int32_t, float>>> out(prompts.size());
+    std::vector<float> logits;
+    const int64_t vocab = config.vocab_size;
+    for (int i = 0; i < steps; ++i) {
+      runner->step(ptrs, prompts, logits);
+      for (size_t s = 0; s < prompts.size(); ++s) {
+        std::vector<float> row(logits.begin() + s * vocab, logits.begin() + (s + 1) * vocab);
+        const int32_t best = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+        float scale = 1.0f;
+        for (float v : row) scale = std::max(scale, std::fabs(v));
+        const float top = row[best];
+        row[best] = -INFINITY;
+        out[s].emplace_back(best, (top - *std::max_element(row.begin(), row.end())) / scale);
+        prompts[s] = {best};
+      }
+    }
+    for (auto& s : seqs) runner->release(s);
+    return out;
+  }
 };
 
 // Relative logit tolerance per model dtype: the GPU computes in that dtype
@@ -107,8 +133,21 @@ TEST_P(CudaReferenceModels, LogitsNearTransformersAndGreedyTokensEqualCpu) {
                 c["greedy_ids"].get<std::vector<int32_t>>());
     }
   }
+  // Greedy tokens equal the CPU's; in half precision a pick may differ only
+  // where the CPU's own top two logits are closer than the tolerance (after
+  // that the two continuations have different contexts).
   const int steps = static_cast<int>(cases[0]["greedy_ids"].size());
-  EXPECT_EQ(gpu.greedy(prompts, steps), cpu.greedy(prompts, steps)) << dir.filename();
+  const auto got = gpu.greedy(prompts, steps);
+  const auto want = cpu.greedy_with_margins(prompts, steps);
+  for (size_t s = 0; s < prompts.size(); ++s)
+    for (int i = 0; i < steps; ++i) {
+      if (got[s][i] == want[s][i].first) continue;
+      EXPECT_NE(gpu.config.dtype, DType::F32) << dir.filename() << " prompt " << s << " step " << i;
+      EXPECT_LT(want[s][i].second, logit_tolerance(gpu.config.dtype))
+          << dir.filename() << " prompt " << s << " step " << i << ": CUDA picked " << got[s][i] << ", CPU "
+          << want[s][i].first << " by a clear margin";
+      break;
+    }
   EXPECT_EQ(gpu.pool->free_pages(), gpu.pool->total_pages() - 1);  // all but the graph padding page
 }
 

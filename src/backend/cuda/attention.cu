@@ -7,6 +7,8 @@
 // kernel merges the chunks' partial results.
 #include <cmath>
 
+#include <mma.h>
+
 #include "backend/cuda/common.cuh"
 
 namespace nativelm::cuda {
@@ -59,6 +61,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   const int row = blockIdx.x, h0 = blockIdx.y * hpb, split = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const SeqInfo si = a.seqs[a.row_seq[row]];
+  if (a.num_tiles > 0 && si.q_len >= kPrefillMinRows) return;  // the tensor-core kernel's
   const RowRange rr = row_range(a, row, si);
   if (split >= rr.used) return;
   const int p0 = split * rr.chunk, p1 = min(rr.visible, p0 + rr.chunk);
@@ -141,7 +144,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
 template <class T>
 __global__ void merge_kernel(AttentionArgs a) {
   const int row = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
-  const RowRange rr = row_range(a, row, a.seqs[a.row_seq[row]]);
+  const SeqInfo si = a.seqs[a.row_seq[row]];
+  if (a.num_tiles > 0 && si.q_len >= kPrefillMinRows) return;
+  const RowRange rr = row_range(a, row, si);
   if (rr.used == 1) return;
   const float* part = a.partial + (static_cast<int64_t>(row) * a.heads + h) * a.splits * (hd + 2);
   float mx = -INFINITY;
@@ -155,6 +160,168 @@ __global__ void merge_kernel(AttentionArgs a) {
   }
 }
 
+// Prefill: a block takes kPrefillTile query rows of one sequence and one
+// head; its 4 warps own 16 rows each. K/V tiles of 64 positions are staged
+// in shared memory once for all 64 rows; S = Q K^T and O += P V run on tensor
+// cores (WMMA, f32 accumulation), the online softmax on the f32 S in shared
+// memory.
+namespace wmma = nvcuda::wmma;
+constexpr int kTileWarps = 4;
+
+template <int HD>
+constexpr size_t prefill_smem_bytes() {
+  return 3 * kPrefillTile * HD * 2                          // q, k, v tiles
+         + kTileWarps * 16 * kPrefillTile * (4 + 2)         // S (f32) and P per warp
+         + kTileWarps * 16 * HD * 4                         // O (f32) per warp
+         + 3 * kPrefillTile * 4;                            // m, l, correction per row
+}
+
+template <class T, int HD>
+__device__ __forceinline__ void load_rows(T* dst, const AttentionArgs& a, const SeqInfo& si, int first,
+                                          int count, bool is_q, const T* base, int col) {
+  constexpr int kChunks = HD * sizeof(T) / 16;  // uint4 per row
+  for (int idx = threadIdx.x; idx < kPrefillTile * kChunks; idx += blockDim.x) {
+    const int r = idx / kChunks, c = idx % kChunks;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < count) {
+      const T* src;
+      if (is_q) {
+        src = base + static_cast<int64_t>(si.q_begin + first + r) * a.heads * HD + col;
+      } else {
+        const int p = first + r;
+        const int64_t slot = static_cast<int64_t>(a.pages[si.page_off + p / a.page_size]) * a.page_size +
+                             p % a.page_size;
+        src = base + slot * a.kv_heads * HD + col;
+      }
+      v = reinterpret_cast<const uint4*>(src)[c];
+    }
+    reinterpret_cast<uint4*>(dst + r * HD)[c] = v;
+  }
+}
+
+template <class T, int HD>
+__global__ void __launch_bounds__(kTileWarps * 32) prefill_kernel(AttentionArgs a) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* q_s = reinterpret_cast<T*>(smem);
+  T* k_s = q_s + kPrefillTile * HD;
+  T* v_s = k_s + kPrefillTile * HD;
+  float* s_s = reinterpret_cast<float*>(v_s + kPrefillTile * HD);
+  T* p_s = reinterpret_cast<T*>(s_s + kTileWarps * 16 * kPrefillTile);
+  float* o_s = reinterpret_cast<float*>(p_s + kTileWarps * 16 * kPrefillTile);
+  float* m_s = o_s + kTileWarps * 16 * HD;
+  float* l_s = m_s + kPrefillTile;
+  float* c_s = l_s + kPrefillTile;
+
+  const int seq = a.tiles[2 * blockIdx.x], q0 = a.tiles[2 * blockIdx.x + 1], h = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const SeqInfo si = a.seqs[seq];
+  const int q_count = min(kPrefillTile, si.q_len - q0);
+  const int first_pos = si.kv_len - si.q_len + q0;  // position of the tile's first query row
+  const int kv_end = min(si.kv_len, first_pos + q_count);
+  const int kvh = h / (a.heads / a.kv_heads);
+  const float scale_log2 = a.scale * 1.4426950408889634f;
+
+  load_rows<T, HD>(q_s, a, si, q0, q_count, true, static_cast<const T*>(a.q), h * HD);
+  for (int i = threadIdx.x; i < kPrefillTile; i += blockDim.x) {
+    m_s[i] = -INFINITY;
+    l_s[i] = 0.0f;
+  }
+  float* o_w = o_s + warp * 16 * HD;
+  for (int i = lane; i < 16 * HD; i += 32) o_w[i] = 0.0f;
+  float* s_w = s_s + warp * 16 * kPrefillTile;
+  T* p_w = p_s + warp * 16 * kPrefillTile;
+
+  for (int kv0 = 0; kv0 < kv_end; kv0 += kPrefillTile) {
+    __syncthreads();  // the previous tile's K/V are no longer read
+    const int kv_count = min(kPrefillTile, kv_end - kv0);
+    load_rows<T, HD>(k_s, a, si, kv0, kv_count, false, static_cast<const T*>(a.k_pool), kvh * HD);
+    load_rows<T, HD>(v_s, a, si, kv0, kv_count, false, static_cast<const T*>(a.v_pool), kvh * HD);
+    __syncthreads();
+    // S[16, 64] = Q_w[16, HD] K^T.
+    for (int cb = 0; cb < kPrefillTile / 16; ++cb) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kb;
+        wmma::load_matrix_sync(qa, q_s + warp * 16 * HD + kk * 16, HD);
+        wmma::load_matrix_sync(kb, k_s + cb * 16 * HD + kk * 16, HD);
+        wmma::mma_sync(acc, qa, kb, acc);
+      }
+      wmma::store_matrix_sync(s_w + cb * 16, acc, kPrefillTile, wmma::mem_row_major);
+    }
+    __syncwarp();
+    // Online softmax: two lanes per row, 32 columns each.
+    {
+      const int r = lane / 2, half = lane % 2, row = warp * 16 + r;
+      const int qpos = first_pos + row;
+      float* srow = s_w + r * kPrefillTile + half * 32;
+      float mx = -INFINITY;
+      for (int c = 0; c < 32; ++c) {
+        const int pos = kv0 + half * 32 + c;
+        const float v = (pos <= qpos && pos < kv_end) ? srow[c] * scale_log2 : -INFINITY;
+        srow[c] = v;
+        mx = fmaxf(mx, v);
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      const float m_old = m_s[row], m_new = fmaxf(m_old, mx);
+      float sum = 0.0f;
+      T* prow = p_w + r * kPrefillTile + half * 32;
+      for (int c = 0; c < 32; ++c) {
+        const float p = m_new == -INFINITY ? 0.0f : exp2f(srow[c] - m_new);
+        sum += p;
+        prow[c] = from_f<T>(p);
+      }
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      const float corr = m_old == -INFINITY ? 0.0f : exp2f(m_old - m_new);
+      __syncwarp();
+      if (half == 0) {
+        m_s[row] = m_new;
+        l_s[row] = l_s[row] * corr + sum;
+        c_s[row] = corr;
+      }
+    }
+    __syncwarp();
+    for (int i = lane; i < 16 * HD; i += 32) o_w[i] *= c_s[warp * 16 + i / HD];
+    __syncwarp();
+    // O_w[16, HD] += P[16, 64] V[64, HD].
+    for (int cb = 0; cb < HD / 16; ++cb) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::load_matrix_sync(acc, o_w + cb * 16, HD, wmma::mem_row_major);
+#pragma unroll
+      for (int kk = 0; kk < kPrefillTile / 16; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vb;
+        wmma::load_matrix_sync(pa, p_w + kk * 16, kPrefillTile);
+        wmma::load_matrix_sync(vb, v_s + kk * 16 * HD + cb * 16, HD);
+        wmma::mma_sync(acc, pa, vb, acc);
+      }
+      wmma::store_matrix_sync(o_w + cb * 16, acc, HD, wmma::mem_row_major);
+    }
+    __syncwarp();
+  }
+  for (int i = lane; i < 16 * HD; i += 32) {
+    const int r = i / HD, d = i % HD, row = warp * 16 + r;
+    if (row < q_count) {
+      const float l = l_s[row];
+      static_cast<T*>(a.out)[static_cast<int64_t>(si.q_begin + q0 + row) * a.heads * HD + h * HD + d] =
+          from_f<T>(l > 0.0f ? o_w[i] / l : 0.0f);
+    }
+  }
+}
+
+template <class T, int HD>
+void launch_prefill(const AttentionArgs& a, cudaStream_t s) {
+  constexpr size_t bytes = prefill_smem_bytes<HD>();
+  static bool configured = false;  // per instantiation; the attribute is per kernel
+  if (!configured) {
+    cudaFuncSetAttribute(prefill_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+    configured = true;
+  }
+  prefill_kernel<T, HD><<<dim3(a.num_tiles, a.heads), kTileWarps * 32, bytes, s>>>(a);
+}
+
 template <class T, int EPL>
 void launch(const AttentionArgs& a, int hpb, cudaStream_t s) {
   const dim3 grid(a.rows, a.heads / hpb, a.splits);
@@ -163,6 +330,8 @@ void launch(const AttentionArgs& a, int hpb, cudaStream_t s) {
 }
 
 }  // namespace
+
+bool prefill_tiles_apply(Ty t, int head_dim) { return t != Ty::F32 && (head_dim == 64 || head_dim == 128); }
 
 int attention_heads_per_block(int heads, int kv_heads) {
   const int group = heads / kv_heads;
@@ -174,6 +343,13 @@ int attention_heads_per_block(int heads, int kv_heads) {
 void attention(Ty t, const AttentionArgs& a, cudaStream_t s) {
   if (a.rows == 0) return;
   const int hpb = attention_heads_per_block(a.heads, a.kv_heads);
+  if (a.num_tiles > 0) {
+    if (t == Ty::F16) {
+      a.head_dim == 64 ? launch_prefill<__half, 64>(a, s) : launch_prefill<__half, 128>(a, s);
+    } else {
+      a.head_dim == 64 ? launch_prefill<__nv_bfloat16, 64>(a, s) : launch_prefill<__nv_bfloat16, 128>(a, s);
+    }
+  }
   NATIVELM_DISPATCH(t, {
     if (a.head_dim <= 32) {
       launch<T, 1>(a, hpb, s);

@@ -208,7 +208,12 @@ void CudaBackend::stage(const StepInputs& in, Arena& arena, Staged& out, bool ma
   // Fixed order, so a batch of one shape always lands at the same offsets.
   const size_t o_tokens = 0, o_pos = o_tokens + in.tokens.size(), o_slots = o_pos + in.positions.size();
   const size_t o_rows = o_slots + (ab ? ab->slots.size() : 0), o_rowseq = o_rows + in.logit_rows.size();
-  const size_t o_seqs = o_rowseq + (ab ? n : 0), o_pages = o_seqs + 4 * seqs, total = o_pages + pages;
+  size_t tiles = 0;
+  if (ab)
+    for (const AttentionSeq& s : ab->seqs)
+      if (s.q_len >= cuda::kPrefillMinRows) tiles += static_cast<size_t>((s.q_len + cuda::kPrefillTile - 1) / cuda::kPrefillTile);
+  const size_t o_seqs = o_rowseq + (ab ? n : 0), o_pages = o_seqs + 4 * seqs, o_tiles = o_pages + pages;
+  const size_t total = o_tiles + 2 * tiles;
   if (total > arena.capacity) {
     if (capturing_) fail("CUDA backend: step inputs outgrew their buffer during graph capture");
     if (may_drop) drop_recordings();
@@ -226,6 +231,7 @@ void CudaBackend::stage(const StepInputs& in, Arena& arena, Staged& out, bool ma
   if (ab) {
     std::copy(ab->slots.begin(), ab->slots.end(), h + o_slots);
     int32_t page_off = 0;
+    int32_t* tile = h + o_tiles;
     for (size_t i = 0; i < seqs; ++i) {
       const AttentionSeq& s = ab->seqs[i];
       if (s.q_len < 1 || s.kv_len < s.q_len || s.q_begin < 0 || static_cast<size_t>(s.q_begin + s.q_len) > n)
@@ -240,6 +246,11 @@ void CudaBackend::stage(const StepInputs& in, Arena& arena, Staged& out, bool ma
       std::copy(s.pages, s.pages + np, h + o_pages + page_off);
       for (int32_t r = s.q_begin; r < s.q_begin + s.q_len; ++r) h[o_rowseq + r] = static_cast<int32_t>(i);
       page_off += np;
+      if (s.q_len >= cuda::kPrefillMinRows)
+        for (int32_t q0 = 0; q0 < s.q_len; q0 += cuda::kPrefillTile) {
+          *tile++ = static_cast<int32_t>(i);
+          *tile++ = q0;
+        }
     }
   }
   check_cuda(cudaMemcpyAsync(arena.device, h, total * 4, cudaMemcpyHostToDevice, stream_), "step inputs");
@@ -260,6 +271,8 @@ void CudaBackend::stage(const StepInputs& in, Arena& arena, Staged& out, bool ma
   out.seqs = reinterpret_cast<const cuda::SeqInfo*>(d + o_seqs);
   out.pages = d + o_pages;
   out.num_seqs = static_cast<int>(seqs);
+  out.tiles = d + o_tiles;
+  out.num_tiles = static_cast<int>(tiles);
   out.page_size = ab ? ab->page_size : 0;
 }
 

@@ -67,9 +67,9 @@ class CudaBackend final : public Backend {
     size_t n = 0, rows = 0;
     const AttentionBatch* attention = nullptr;
     const int32_t *tokens = nullptr, *positions = nullptr, *slots = nullptr, *logit_rows = nullptr,
-                  *row_seq = nullptr, *pages = nullptr;
+                  *row_seq = nullptr, *pages = nullptr, *tiles = nullptr;
     const cuda::SeqInfo* seqs = nullptr;
-    int num_seqs = 0, page_size = 0;
+    int num_seqs = 0, page_size = 0, num_tiles = 0;
   };
   struct Arena {
     int32_t* host = nullptr;  // pinned

@@ -146,7 +146,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor&
   const int splits = static_cast<int>(std::clamp<int64_t>((2 * sm_count_ + blocks - 1) / blocks, 1, 32));
   float* partial = splits > 1 ? attention_scratch(static_cast<size_t>(n * heads * splits * (head_dim + 2))) : nullptr;
   cuda::AttentionArgs a{q.data, k_pool.data, v_pool.data, out.data, s.row_seq, s.seqs, s.pages, partial,
-                        as_int(n), as_int(heads), as_int(kv_heads), as_int(head_dim), s.page_size, splits, scale};
+                        as_int(n), as_int(heads), as_int(kv_heads), as_int(head_dim), s.page_size, splits, scale,
+                        s.tiles, cuda::prefill_tiles_apply(ty(q.dtype), as_int(head_dim)) ? s.num_tiles : 0};
   cuda::attention(ty(q.dtype), a, stream_);
 }
 

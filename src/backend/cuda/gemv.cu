@@ -10,60 +10,108 @@ namespace {
 
 constexpr int kWarpsPerBlock = 8;
 
-template <class T, class O, int N, bool kVector>
+// A block of 8 warps serves 8 / WPR rows; the WPR warps of a row take
+// interleaved 16-byte chunks of it, so short matrices (down_proj has only
+// 1024 rows) still keep enough loads in flight to reach full bandwidth.
+template <class T, class O, int N, int WPR, bool kVector>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                 O* __restrict__ out, int m, int k) {
+  constexpr int kRows = kWarpsPerBlock / WPR;
+  __shared__ float partial[kWarpsPerBlock][N];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int row = blockIdx.x * kWarpsPerBlock + warp;
-  if (row >= m) return;
-  const T* wr = w + static_cast<int64_t>(row) * k;
+  const int row = blockIdx.x * kRows + warp / WPR, part = warp % WPR;
   float acc[N];
 #pragma unroll
   for (int n = 0; n < N; ++n) acc[n] = 0.0f;
-  if constexpr (kVector) {
-    constexpr int V = 16 / sizeof(T);
-#pragma unroll 4
-    for (int j = lane * V; j < k; j += 32 * V) {
-      const uint4 wv = __ldg(reinterpret_cast<const uint4*>(wr + j));
-      const T* wt = reinterpret_cast<const T*>(&wv);
-      float wf[V];
+  if (row < m) {
+    const T* wr = w + static_cast<int64_t>(row) * k;
+    if constexpr (kVector) {
+      constexpr int V = 16 / sizeof(T), kBatch = 4;
+      const int step = WPR * 32 * V;
+      int j = (part * 32 + lane) * V;
+      // kBatch weight loads issued before any is used.
+      for (; j + (kBatch - 1) * step < k; j += kBatch * step) {
+        uint4 wv[kBatch];
 #pragma unroll
-      for (int e = 0; e < V; ++e) wf[e] = to_f(wt[e]);
+        for (int b = 0; b < kBatch; ++b) wv[b] = __ldg(reinterpret_cast<const uint4*>(wr + j + b * step));
 #pragma unroll
-      for (int n = 0; n < N; ++n) {
-        const uint4 xv = *reinterpret_cast<const uint4*>(x + static_cast<int64_t>(n) * k + j);
-        const T* xt = reinterpret_cast<const T*>(&xv);
+        for (int b = 0; b < kBatch; ++b) {
+          const T* wt = reinterpret_cast<const T*>(&wv[b]);
 #pragma unroll
-        for (int e = 0; e < V; ++e) acc[n] += wf[e] * to_f(xt[e]);
+          for (int n = 0; n < N; ++n) {
+            const uint4 xv = *reinterpret_cast<const uint4*>(x + static_cast<int64_t>(n) * k + j + b * step);
+            const T* xt = reinterpret_cast<const T*>(&xv);
+#pragma unroll
+            for (int e = 0; e < V; ++e) acc[n] += to_f(wt[e]) * to_f(xt[e]);
+          }
+        }
       }
-    }
-  } else {
-    for (int j = lane; j < k; j += 32) {
-      const float wf = to_f(wr[j]);
+      for (; j < k; j += step) {
+        const uint4 wv = __ldg(reinterpret_cast<const uint4*>(wr + j));
+        const T* wt = reinterpret_cast<const T*>(&wv);
 #pragma unroll
-      for (int n = 0; n < N; ++n) acc[n] += wf * to_f(x[static_cast<int64_t>(n) * k + j]);
+        for (int n = 0; n < N; ++n) {
+          const uint4 xv = *reinterpret_cast<const uint4*>(x + static_cast<int64_t>(n) * k + j);
+          const T* xt = reinterpret_cast<const T*>(&xv);
+#pragma unroll
+          for (int e = 0; e < V; ++e) acc[n] += to_f(wt[e]) * to_f(xt[e]);
+        }
+      }
+    } else {
+      for (int j = part * 32 + lane; j < k; j += WPR * 32) {
+        const float wf = to_f(wr[j]);
+#pragma unroll
+        for (int n = 0; n < N; ++n) acc[n] += wf * to_f(x[static_cast<int64_t>(n) * k + j]);
+      }
     }
   }
 #pragma unroll
   for (int n = 0; n < N; ++n) acc[n] = warp_sum(acc[n]);
-  if (lane == 0) {
+  if constexpr (WPR > 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int n = 0; n < N; ++n) partial[warp][n] = acc[n];
+    __syncthreads();
+    if (part != 0) return;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      acc[n] = 0.0f;
+      for (int p = 0; p < WPR; ++p) acc[n] += partial[warp + p][n];
+    }
+  }
+  if (lane == 0 && row < m) {
     const float b = bias ? to_f(bias[row]) : 0.0f;
 #pragma unroll
     for (int n = 0; n < N; ++n) out[static_cast<int64_t>(n) * m + row] = from_f<O>(acc[n] + b);
   }
 }
 
+template <class T, class O, int N, int WPR>
+void launch_wpr(const void* x, const void* w, const void* bias, int m, int k, void* out, bool vec, cudaStream_t s) {
+  const int blocks = (m + kWarpsPerBlock / WPR - 1) / (kWarpsPerBlock / WPR);
+  auto xt = static_cast<const T*>(x), wt = static_cast<const T*>(w), bt = static_cast<const T*>(bias);
+  if (vec) {
+    gemv_kernel<T, O, N, WPR, true><<<blocks, kWarpsPerBlock * 32, 0, s>>>(xt, wt, bt, static_cast<O*>(out), m, k);
+  } else {
+    gemv_kernel<T, O, N, WPR, false><<<blocks, kWarpsPerBlock * 32, 0, s>>>(xt, wt, bt, static_cast<O*>(out), m, k);
+  }
+}
+
+// Warps per row: enough warps over the whole matrix to cover the GPU many
+// times (about 6000 on an H100), but no more than the row has 16-byte chunks.
 template <class T, class O, int N>
 void launch_n(const void* x, const void* w, const void* bias, int m, int k, void* out, cudaStream_t s) {
   const bool vec = (k * sizeof(T)) % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  const int blocks = (m + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  auto xt = static_cast<const T*>(x), wt = static_cast<const T*>(w), bt = static_cast<const T*>(bias);
-  if (vec) {
-    gemv_kernel<T, O, N, true><<<blocks, kWarpsPerBlock * 32, 0, s>>>(xt, wt, bt, static_cast<O*>(out), m, k);
-  } else {
-    gemv_kernel<T, O, N, false><<<blocks, kWarpsPerBlock * 32, 0, s>>>(xt, wt, bt, static_cast<O*>(out), m, k);
+  const int chunks = vec ? k / (32 * static_cast<int>(16 / sizeof(T))) : k / 32;
+  int wpr = 1;
+  while (wpr < 8 && static_cast<int64_t>(m) * wpr < 6144 && chunks >= 2 * wpr) wpr *= 2;
+  switch (wpr) {
+    case 1: launch_wpr<T, O, N, 1>(x, w, bias, m, k, out, vec, s); break;
+    case 2: launch_wpr<T, O, N, 2>(x, w, bias, m, k, out, vec, s); break;
+    case 4: launch_wpr<T, O, N, 4>(x, w, bias, m, k, out, vec, s); break;
+    default: launch_wpr<T, O, N, 8>(x, w, bias, m, k, out, vec, s); break;
   }
 }
 

@@ -57,7 +57,16 @@ struct AttentionArgs {
   float* partial;           // rows * heads * splits * (head_dim + 2) floats when splits > 1
   int rows, heads, kv_heads, head_dim, page_size, splits;
   float scale;
+  // Prefill tiles: (sequence, first query row) of kPrefillTile rows each,
+  // for every sequence with at least kPrefillMinRows query rows; those rows
+  // go to the tensor-core kernel when it applies (prefill_tiles_apply).
+  const int32_t* tiles;
+  int num_tiles;
 };
+constexpr int kPrefillTile = 64;
+constexpr int kPrefillMinRows = 16;
+// Whether the tensor-core prefill kernel serves this dtype and head size.
+bool prefill_tiles_apply(Ty t, int head_dim);
 // Causal paged attention, each row split over `splits` KV chunks (flash
 // decoding) and combined; grid sizes depend only on rows and splits, so the
 // launch can be recorded once per batch size.

@@ -26,4 +26,6 @@ if [ -d "$tok" ]; then
   gzip -c "$tok/tokenizer.json" >"$out/qwen3-tokenizer/tokenizer.json.gz"
   cp "$tok/tokenizer_config.json" "$out/qwen3-tokenizer/"
 fi
+# The kernels' machine code compresses well; the transfer to the GPU machine is size-limited.
+tar -C "$out" -czf "$out/bin.tar.gz" bin && rm -rf "$out/bin"
 du -sh "$out"

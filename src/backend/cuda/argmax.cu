@@ -1,13 +1,12 @@
 // Greedy picks on the device: only the chosen ids travel to the host.
 #include <cfloat>
+#include <climits>
 
 #include "backend/cuda/common.cuh"
 
 namespace nativelm::cuda {
 
 namespace {
-
-constexpr int kThreads = 1024;
 
 // Larger value wins; equal values go to the smaller index (as std::max_element).
 __device__ __forceinline__ void better(float& v, int& i, float ov, int oi) {
@@ -17,13 +16,10 @@ __device__ __forceinline__ void better(float& v, int& i, float ov, int oi) {
   }
 }
 
-__global__ void argmax_kernel(const float* logits, int vocab, int32_t* out) {
+// Block-wide best (value, index); thread 0 gets the result.
+__device__ void block_best(float& v, int& idx) {
   __shared__ float sv[32];
   __shared__ int si[32];
-  const float* row = logits + static_cast<int64_t>(blockIdx.x) * vocab;
-  float v = -FLT_MAX;
-  int idx = vocab;
-  for (int j = threadIdx.x; j < vocab; j += blockDim.x) better(v, idx, row[j], j);
   for (int o = 16; o > 0; o >>= 1)
     better(v, idx, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, idx, o));
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -33,19 +29,47 @@ __global__ void argmax_kernel(const float* logits, int vocab, int32_t* out) {
   }
   __syncthreads();
   if (warp == 0) {
-    v = lane < static_cast<int>(blockDim.x / 32) ? sv[lane] : -FLT_MAX;
-    idx = lane < static_cast<int>(blockDim.x / 32) ? si[lane] : vocab;
+    const bool have = lane < static_cast<int>(blockDim.x / 32);
+    v = have ? sv[lane] : -FLT_MAX;
+    idx = have ? si[lane] : INT_MAX;
     for (int o = 16; o > 0; o >>= 1)
       better(v, idx, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, idx, o));
-    if (lane == 0) out[blockIdx.x] = idx < vocab ? idx : 0;
   }
+}
+
+// Stage one: each of kArgmaxSlices blocks per row scans a slice.
+__global__ void argmax_slices(const float* logits, int vocab, float2* scratch) {
+  const int row = blockIdx.y, slice = blockIdx.x;
+  const int per = (vocab + kArgmaxSlices - 1) / kArgmaxSlices;
+  const int begin = slice * per, end = min(vocab, begin + per);
+  const float* r = logits + static_cast<int64_t>(row) * vocab;
+  float v = -FLT_MAX;
+  int idx = INT_MAX;
+  for (int j = begin + threadIdx.x; j < end; j += blockDim.x) better(v, idx, r[j], j);
+  block_best(v, idx);
+  if (threadIdx.x == 0) scratch[row * kArgmaxSlices + slice] = make_float2(v, __int_as_float(idx));
+}
+
+// Stage two: one warp per row over the slices' results.
+__global__ void argmax_rows(const float2* scratch, int vocab, int32_t* out) {
+  const int row = blockIdx.x, lane = threadIdx.x;
+  float v = -FLT_MAX;
+  int idx = INT_MAX;
+  for (int s = lane; s < kArgmaxSlices; s += 32) {
+    const float2 p = scratch[row * kArgmaxSlices + s];
+    better(v, idx, p.x, __float_as_int(p.y));
+  }
+  for (int o = 16; o > 0; o >>= 1)
+    better(v, idx, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, idx, o));
+  if (lane == 0) out[row] = idx < vocab ? idx : 0;
 }
 
 }  // namespace
 
-void argmax(const float* logits, int rows, int vocab, int32_t* out, cudaStream_t s) {
+void argmax(const float* logits, int rows, int vocab, int32_t* out, float2* scratch, cudaStream_t s) {
   if (rows == 0) return;
-  argmax_kernel<<<rows, kThreads, 0, s>>>(logits, vocab, out);
+  argmax_slices<<<dim3(kArgmaxSlices, rows), 256, 0, s>>>(logits, vocab, scratch);
+  argmax_rows<<<rows, 32, 0, s>>>(scratch, vocab, out);
 }
 
 }  // namespace nativelm::cuda

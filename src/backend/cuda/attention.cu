@@ -18,7 +18,7 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kMaxHeads = 8;
 constexpr int kMaxHeadDim = 256;
-constexpr int kMinChunk = 64;  // fewer positions per split cost more to merge than they save
+constexpr int kMinChunk = 32;  // fewer positions per split cost more to merge than they save
 
 struct RowRange {
   int visible, chunk, used;
@@ -84,25 +84,36 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   }
   const T* k_base = static_cast<const T*>(a.k_pool) + kvh * hd;
   const T* v_base = static_cast<const T*>(a.v_pool) + kvh * hd;
-  for (int p = p0 + warp; p < p1; p += kWarps) {
-    const int64_t slot = static_cast<int64_t>(a.pages[si.page_off + p / a.page_size]) * a.page_size +
-                         p % a.page_size;
-    float k[EPL], v[EPL];
-    load_part<T, EPL>(k_base + slot * kv_dim, lane, hd, k);
-    load_part<T, EPL>(v_base + slot * kv_dim, lane, hd, v);
+  // Two positions per warp and iteration: both rows' loads are in flight
+  // before either is used.
+  auto slot_of = [&](int p) {
+    return static_cast<int64_t>(a.pages[si.page_off + p / a.page_size]) * a.page_size + p % a.page_size;
+  };
+  for (int p = p0 + warp; p < p1; p += 2 * kWarps) {
+    const bool second = p + kWarps < p1;
+    const int64_t s0 = slot_of(p), s1 = second ? slot_of(p + kWarps) : s0;
+    float k[2][EPL], v[2][EPL];
+    load_part<T, EPL>(k_base + s0 * kv_dim, lane, hd, k[0]);
+    load_part<T, EPL>(v_base + s0 * kv_dim, lane, hd, v[0]);
+    load_part<T, EPL>(k_base + s1 * kv_dim, lane, hd, k[1]);
+    load_part<T, EPL>(v_base + s1 * kv_dim, lane, hd, v[1]);
 #pragma unroll
-    for (int g = 0; g < kMaxHeads; ++g) {
-      if (g >= hpb) break;
-      float s = 0.0f;
+    for (int u = 0; u < 2; ++u) {
+      if (u == 1 && !second) break;
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) s += q[g][e] * k[e];
-      s = warp_sum(s);
-      const float m_new = fmaxf(m[g], s);
-      const float corr = __expf(m[g] - m_new), pe = __expf(s - m_new);
-      l[g] = l[g] * corr + pe;
+      for (int g = 0; g < kMaxHeads; ++g) {
+        if (g >= hpb) break;
+        float sc = 0.0f;
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) acc[g][e] = acc[g][e] * corr + pe * v[e];
-      m[g] = m_new;
+        for (int e = 0; e < EPL; ++e) sc += q[g][e] * k[u][e];
+        sc = warp_sum(sc);
+        const float m_new = fmaxf(m[g], sc);
+        const float corr = __expf(m[g] - m_new), pe = __expf(sc - m_new);
+        l[g] = l[g] * corr + pe;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[g][e] = acc[g][e] * corr + pe * v[u][e];
+        m[g] = m_new;
+      }
     }
   }
 #pragma unroll
@@ -143,20 +154,28 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
 
 template <class T>
 __global__ void merge_kernel(AttentionArgs a) {
+  __shared__ float weight[32];
+  __shared__ float total;
   const int row = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
   const SeqInfo si = a.seqs[a.row_seq[row]];
   if (a.num_tiles > 0 && si.q_len >= kPrefillMinRows) return;
   const RowRange rr = row_range(a, row, si);
   if (rr.used == 1) return;
   const float* part = a.partial + (static_cast<int64_t>(row) * a.heads + h) * a.splits * (hd + 2);
-  float mx = -INFINITY;
-  for (int s = 0; s < rr.used; ++s) mx = fmaxf(mx, part[s * (hd + 2)]);
-  float sum = 0.0f;
-  for (int s = 0; s < rr.used; ++s) sum += part[s * (hd + 2) + 1] * __expf(part[s * (hd + 2)] - mx);
+  if (threadIdx.x < 32) {
+    const int s = threadIdx.x;  // splits <= 32
+    const float m = s < rr.used ? part[s * (hd + 2)] : -INFINITY;
+    const float mx = warp_max(m);
+    const float w = s < rr.used ? __expf(m - mx) : 0.0f;
+    const float sum = warp_sum(s < rr.used ? part[s * (hd + 2) + 1] * w : 0.0f);
+    weight[s] = w;
+    if (s == 0) total = sum;
+  }
+  __syncthreads();
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
     float val = 0.0f;
-    for (int s = 0; s < rr.used; ++s) val += part[s * (hd + 2) + 2 + d] * __expf(part[s * (hd + 2)] - mx);
-    static_cast<T*>(a.out)[static_cast<int64_t>(row) * a.heads * hd + h * hd + d] = from_f<T>(val / sum);
+    for (int s = 0; s < rr.used; ++s) val += part[s * (hd + 2) + 2 + d] * weight[s];
+    static_cast<T*>(a.out)[static_cast<int64_t>(row) * a.heads * hd + h * hd + d] = from_f<T>(val / total);
   }
 }
 
@@ -168,12 +187,21 @@ __global__ void merge_kernel(AttentionArgs a) {
 namespace wmma = nvcuda::wmma;
 constexpr int kTileWarps = 4;
 
+// Row strides padded by 16 bytes so that tensor-core tile loads and the
+// softmax's row walks do not pile onto the same shared-memory banks.
+template <int HD>
+constexpr int kQkvLd = HD + 8;             // 16-bit elements
+constexpr int kSLd = kPrefillTile + 4;     // f32
+constexpr int kPLd = kPrefillTile + 8;     // 16-bit
+template <int HD>
+constexpr int kOLd = HD + 4;               // f32
+
 template <int HD>
 constexpr size_t prefill_smem_bytes() {
-  return 3 * kPrefillTile * HD * 2                          // q, k, v tiles
-         + kTileWarps * 16 * kPrefillTile * (4 + 2)         // S (f32) and P per warp
-         + kTileWarps * 16 * HD * 4                         // O (f32) per warp
-         + 3 * kPrefillTile * 4;                            // m, l, correction per row
+  return 3 * kPrefillTile * kQkvLd<HD> * 2                    // q, k, v tiles
+         + kTileWarps * 16 * (kSLd * 4 + kPLd * 2)            // S (f32) and P per warp
+         + kTileWarps * 16 * kOLd<HD> * 4                     // O (f32) per warp
+         + 3 * kPrefillTile * 4;                              // m, l, correction per row
 }
 
 template <class T, int HD>
@@ -195,20 +223,21 @@ __device__ __forceinline__ void load_rows(T* dst, const AttentionArgs& a, const 
       }
       v = reinterpret_cast<const uint4*>(src)[c];
     }
-    reinterpret_cast<uint4*>(dst + r * HD)[c] = v;
+    reinterpret_cast<uint4*>(dst + r * kQkvLd<HD>)[c] = v;
   }
 }
 
 template <class T, int HD>
 __global__ void __launch_bounds__(kTileWarps * 32) prefill_kernel(AttentionArgs a) {
   extern __shared__ __align__(16) unsigned char smem[];
+  constexpr int QL = kQkvLd<HD>, OL = kOLd<HD>;
   T* q_s = reinterpret_cast<T*>(smem);
-  T* k_s = q_s + kPrefillTile * HD;
-  T* v_s = k_s + kPrefillTile * HD;
-  float* s_s = reinterpret_cast<float*>(v_s + kPrefillTile * HD);
-  T* p_s = reinterpret_cast<T*>(s_s + kTileWarps * 16 * kPrefillTile);
-  float* o_s = reinterpret_cast<float*>(p_s + kTileWarps * 16 * kPrefillTile);
-  float* m_s = o_s + kTileWarps * 16 * HD;
+  T* k_s = q_s + kPrefillTile * QL;
+  T* v_s = k_s + kPrefillTile * QL;
+  float* s_s = reinterpret_cast<float*>(v_s + kPrefillTile * QL);
+  T* p_s = reinterpret_cast<T*>(s_s + kTileWarps * 16 * kSLd);
+  float* o_s = reinterpret_cast<float*>(p_s + kTileWarps * 16 * kPLd);
+  float* m_s = o_s + kTileWarps * 16 * OL;
   float* l_s = m_s + kPrefillTile;
   float* c_s = l_s + kPrefillTile;
 
@@ -226,10 +255,10 @@ __global__ void __launch_bounds__(kTileWarps * 32) prefill_kernel(AttentionArgs 
     m_s[i] = -INFINITY;
     l_s[i] = 0.0f;
   }
-  float* o_w = o_s + warp * 16 * HD;
-  for (int i = lane; i < 16 * HD; i += 32) o_w[i] = 0.0f;
-  float* s_w = s_s + warp * 16 * kPrefillTile;
-  T* p_w = p_s + warp * 16 * kPrefillTile;
+  float* o_w = o_s + warp * 16 * OL;
+  for (int i = lane; i < 16 * OL; i += 32) o_w[i] = 0.0f;
+  float* s_w = s_s + warp * 16 * kSLd;
+  T* p_w = p_s + warp * 16 * kPLd;
 
   for (int kv0 = 0; kv0 < kv_end; kv0 += kPrefillTile) {
     __syncthreads();  // the previous tile's K/V are no longer read
@@ -238,6 +267,7 @@ __global__ void __launch_bounds__(kTileWarps * 32) prefill_kernel(AttentionArgs 
     load_rows<T, HD>(v_s, a, si, kv0, kv_count, false, static_cast<const T*>(a.v_pool), kvh * HD);
     __syncthreads();
     // S[16, 64] = Q_w[16, HD] K^T.
+#pragma unroll
     for (int cb = 0; cb < kPrefillTile / 16; ++cb) {
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
       wmma::fill_fragment(acc, 0.0f);
@@ -245,59 +275,51 @@ __global__ void __launch_bounds__(kTileWarps * 32) prefill_kernel(AttentionArgs 
       for (int kk = 0; kk < HD / 16; ++kk) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kb;
-        wmma::load_matrix_sync(qa, q_s + warp * 16 * HD + kk * 16, HD);
-        wmma::load_matrix_sync(kb, k_s + cb * 16 * HD + kk * 16, HD);
+        wmma::load_matrix_sync(qa, q_s + warp * 16 * QL + kk * 16, QL);
+        wmma::load_matrix_sync(kb, k_s + cb * 16 * QL + kk * 16, QL);
         wmma::mma_sync(acc, qa, kb, acc);
       }
-      wmma::store_matrix_sync(s_w + cb * 16, acc, kPrefillTile, wmma::mem_row_major);
+      wmma::store_matrix_sync(s_w + cb * 16, acc, kSLd, wmma::mem_row_major);
     }
     __syncwarp();
-    // Online softmax: two lanes per row, 32 columns each.
-    {
-      const int r = lane / 2, half = lane % 2, row = warp * 16 + r;
-      const int qpos = first_pos + row;
-      float* srow = s_w + r * kPrefillTile + half * 32;
-      float mx = -INFINITY;
-      for (int c = 0; c < 32; ++c) {
-        const int pos = kv0 + half * 32 + c;
-        const float v = (pos <= qpos && pos < kv_end) ? srow[c] * scale_log2 : -INFINITY;
-        srow[c] = v;
-        mx = fmaxf(mx, v);
-      }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      const float m_old = m_s[row], m_new = fmaxf(m_old, mx);
-      float sum = 0.0f;
-      T* prow = p_w + r * kPrefillTile + half * 32;
-      for (int c = 0; c < 32; ++c) {
-        const float p = m_new == -INFINITY ? 0.0f : exp2f(srow[c] - m_new);
-        sum += p;
-        prow[c] = from_f<T>(p);
-      }
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    // Online softmax, one row at a time across the warp: lane takes columns
+    // lane and lane + 32 (consecutive lanes, consecutive banks).
+    for (int r = 0; r < 16; ++r) {
+      const int row = warp * 16 + r, qpos = first_pos + row;
+      const int c0 = kv0 + lane, c1 = kv0 + lane + 32;
+      const float v0 = (c0 <= qpos && c0 < kv_end) ? s_w[r * kSLd + lane] * scale_log2 : -INFINITY;
+      const float v1 = (c1 <= qpos && c1 < kv_end) ? s_w[r * kSLd + lane + 32] * scale_log2 : -INFINITY;
+      const float m_old = m_s[row], m_new = fmaxf(m_old, warp_max(fmaxf(v0, v1)));
+      const float p0 = m_new == -INFINITY ? 0.0f : exp2f(v0 - m_new);
+      const float p1 = m_new == -INFINITY ? 0.0f : exp2f(v1 - m_new);
+      p_w[r * kPLd + lane] = from_f<T>(p0);
+      p_w[r * kPLd + lane + 32] = from_f<T>(p1);
+      const float sum = warp_sum(p0 + p1);
       const float corr = m_old == -INFINITY ? 0.0f : exp2f(m_old - m_new);
       __syncwarp();
-      if (half == 0) {
+      if (lane == 0) {
         m_s[row] = m_new;
         l_s[row] = l_s[row] * corr + sum;
         c_s[row] = corr;
       }
     }
     __syncwarp();
-    for (int i = lane; i < 16 * HD; i += 32) o_w[i] *= c_s[warp * 16 + i / HD];
+    for (int i = lane; i < 16 * HD; i += 32) o_w[(i / HD) * OL + i % HD] *= c_s[warp * 16 + i / HD];
     __syncwarp();
     // O_w[16, HD] += P[16, 64] V[64, HD].
+#pragma unroll
     for (int cb = 0; cb < HD / 16; ++cb) {
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, o_w + cb * 16, HD, wmma::mem_row_major);
+      wmma::load_matrix_sync(acc, o_w + cb * 16, OL, wmma::mem_row_major);
 #pragma unroll
       for (int kk = 0; kk < kPrefillTile / 16; ++kk) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vb;
-        wmma::load_matrix_sync(pa, p_w + kk * 16, kPrefillTile);
-        wmma::load_matrix_sync(vb, v_s + kk * 16 * HD + cb * 16, HD);
+        wmma::load_matrix_sync(pa, p_w + kk * 16, kPLd);
+        wmma::load_matrix_sync(vb, v_s + kk * 16 * QL + cb * 16, QL);
         wmma::mma_sync(acc, pa, vb, acc);
       }
-      wmma::store_matrix_sync(o_w + cb * 16, acc, HD, wmma::mem_row_major);
+      wmma::store_matrix_sync(o_w + cb * 16, acc, OL, wmma::mem_row_major);
     }
     __syncwarp();
   }
@@ -306,7 +328,7 @@ __global__ void __launch_bounds__(kTileWarps * 32) prefill_kernel(AttentionArgs 
     if (row < q_count) {
       const float l = l_s[row];
       static_cast<T*>(a.out)[static_cast<int64_t>(si.q_begin + q0 + row) * a.heads * HD + h * HD + d] =
-          from_f<T>(l > 0.0f ? o_w[i] / l : 0.0f);
+          from_f<T>(l > 0.0f ? o_w[r * OL + d] / l : 0.0f);
     }
   }
 }
@@ -326,7 +348,7 @@ template <class T, int EPL>
 void launch(const AttentionArgs& a, int hpb, cudaStream_t s) {
   const dim3 grid(a.rows, a.heads / hpb, a.splits);
   attention_kernel<T, EPL><<<grid, kWarps * 32, 0, s>>>(a, hpb);
-  if (a.splits > 1) merge_kernel<T><<<dim3(a.rows, a.heads), 64, 0, s>>>(a);
+  if (a.splits > 1) merge_kernel<T><<<dim3(a.rows, a.heads), 128, 0, s>>>(a);
 }
 
 }  // namespace

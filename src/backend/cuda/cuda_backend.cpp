@@ -79,6 +79,7 @@ CudaBackend::~CudaBackend() {
   for (auto& f : float_cache_) cudaFree(f.device);
   if (attn_scratch_) cudaFree(attn_scratch_);
   if (ids_device_) cudaFree(ids_device_);
+  if (argmax_scratch_) cudaFree(argmax_scratch_);
   if (ids_host_) cudaFreeHost(ids_host_);
   for (auto& e : upload_done_) cudaEventDestroy(e);
   if (upload_host_) cudaFreeHost(upload_host_);

@@ -110,6 +110,7 @@ class CudaBackend final : public Backend {
   size_t attn_scratch_floats_ = 0;
   int32_t* ids_device_ = nullptr;  // argmax results
   int32_t* ids_host_ = nullptr;
+  float2* argmax_scratch_ = nullptr;
   size_t ids_capacity_ = 0;
   std::map<int32_t, cudaGraphExec_t> graphs_;
 };

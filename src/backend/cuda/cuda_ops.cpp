@@ -44,6 +44,7 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Ten
   check_matrix(x, "rms_norm", "x");
   check_rows(out, x.dim(0), x.dim(1), "rms_norm", "out");
   if (weight.numel() != x.dim(1)) fail("rms_norm: weight has {} entries for {} columns", weight.numel(), x.dim(1));
+  if (x.dim(1) > cuda::max_norm_width()) fail("rms_norm: rows of {} exceed {}", x.dim(1), cuda::max_norm_width());
   cuda::rms_norm(ty(x.dtype), x.data, weight.data, eps, as_int(x.dim(0)), as_int(x.dim(1)), out.data, stream_);
 }
 
@@ -52,6 +53,7 @@ void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& 
   check_rows(x, residual.dim(0), residual.dim(1), "add_rms_norm", "x");
   check_rows(out, residual.dim(0), residual.dim(1), "add_rms_norm", "out");
   if (weight.numel() != x.dim(1)) fail("add_rms_norm: weight has {} entries for {} columns", weight.numel(), x.dim(1));
+  if (x.dim(1) > cuda::max_norm_width()) fail("add_rms_norm: rows of {} exceed {}", x.dim(1), cuda::max_norm_width());
   cuda::add_rms_norm(ty(x.dtype), residual.data, x.data, weight.data, eps, as_int(x.dim(0)), as_int(x.dim(1)),
                      out.data, stream_);
 }
@@ -166,9 +168,12 @@ void CudaBackend::argmax(const Tensor& logits, std::span<int32_t> out) {
     if (ids_host_) cudaFreeHost(ids_host_);
     ids_capacity_ = std::max<size_t>(out.size(), 256);
     ids_device_ = static_cast<int32_t*>(device_alloc(ids_capacity_ * 4, "argmax results"));
+    if (argmax_scratch_) cudaFree(argmax_scratch_);
+    argmax_scratch_ = static_cast<float2*>(device_alloc(ids_capacity_ * cuda::kArgmaxSlices * sizeof(float2), "argmax scratch"));
     check_cuda(cudaMallocHost(&ids_host_, ids_capacity_ * 4), "pinned argmax results");
   }
-  cuda::argmax(logits.as<const float>(), as_int(out.size()), as_int(logits.dim(1)), ids_device_, stream_);
+  cuda::argmax(logits.as<const float>(), as_int(out.size()), as_int(logits.dim(1)), ids_device_, argmax_scratch_,
+               stream_);
   check_cuda(cudaMemcpyAsync(ids_host_, ids_device_, out.size() * 4, cudaMemcpyDeviceToHost, stream_), "argmax");
   check_cuda(cudaStreamSynchronize(stream_), "argmax");
   std::copy(ids_host_, ids_host_ + out.size(), out.begin());

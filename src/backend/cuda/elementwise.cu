@@ -15,32 +15,42 @@ __global__ void gather_kernel(const T* table, const int32_t* ids, int d, T* out)
   for (int j = threadIdx.x; j < d; j += blockDim.x) dst[j] = src[j];
 }
 
+// One row per block with the row held in registers (kPer elements a
+// thread): a single read of x (and the residual), one reduction, one write.
+constexpr int kPer = 8;
+
 template <class T>
-__device__ void norm_row(const T* x, const T* w, float eps, int d, T* out) {
+__global__ void norm_kernel(T* residual, const T* x, const T* w, float eps, int d, T* out) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * d;
+  float v[kPer];
   float ss = 0.0f;
-  for (int j = threadIdx.x; j < d; j += blockDim.x) {
-    const float v = to_f(x[j]);
-    ss += v * v;
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    v[i] = 0.0f;
+    if (j < d) {
+      float val = to_f(x[row + j]);
+      if (residual) {
+        // residual += x, rounded as transformers' bf16 add.
+        const T r = from_f<T>(to_f(residual[row + j]) + val);
+        residual[row + j] = r;
+        val = to_f(r);
+      }
+      v[i] = val;
+      ss += val * val;
+    }
   }
   const float rstd = rsqrtf(block_sum(ss) / static_cast<float>(d) + eps);
-  for (int j = threadIdx.x; j < d; j += blockDim.x)
-    out[j] = from_f<T>(to_f(w[j]) * round_to<T>(to_f(x[j]) * rstd));
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    if (j < d) out[row + j] = from_f<T>(to_f(w[j]) * round_to<T>(v[i] * rstd));
+  }
 }
 
-template <class T>
-__global__ void rms_norm_kernel(const T* x, const T* w, float eps, int d, T* out) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * d;
-  norm_row(x + row, w, eps, d, out + row);
-}
-
-template <class T>
-__global__ void add_rms_norm_kernel(T* residual, const T* x, const T* w, float eps, int d, T* out) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * d;
-  T* r = residual + row;
-  // Each thread re-reads only the elements it wrote, so no barrier is needed
-  // before norm_row's first pass.
-  for (int j = threadIdx.x; j < d; j += blockDim.x) r[j] = from_f<T>(to_f(r[j]) + to_f(x[row + j]));
-  norm_row(r, w, eps, d, out + row);
+int norm_threads(int d) {
+  const int t = (d + kPer - 1) / kPer;
+  return (t + 31) / 32 * 32;
 }
 
 template <class T>
@@ -72,7 +82,6 @@ int grid_for(int64_t total) {
   return static_cast<int>(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
 }
 
-int row_threads(int d) { return d >= 1024 ? 256 : d >= 256 ? 128 : 64; }
 
 }  // namespace
 
@@ -84,17 +93,19 @@ void gather(Ty t, const void* table, const int32_t* ids, int n, int d, void* out
 
 void rms_norm(Ty t, const void* x, const void* w, float eps, int n, int d, void* out, cudaStream_t s) {
   if (n == 0) return;
-  NATIVELM_DISPATCH(t, rms_norm_kernel<T><<<n, row_threads(d), 0, s>>>(
-                           static_cast<const T*>(x), static_cast<const T*>(w), eps, d, static_cast<T*>(out)));
+  NATIVELM_DISPATCH(t, norm_kernel<T><<<n, norm_threads(d), 0, s>>>(
+                           nullptr, static_cast<const T*>(x), static_cast<const T*>(w), eps, d, static_cast<T*>(out)));
 }
 
 void add_rms_norm(Ty t, void* residual, const void* x, const void* w, float eps, int n, int d,
                   void* out, cudaStream_t s) {
   if (n == 0) return;
-  NATIVELM_DISPATCH(t, add_rms_norm_kernel<T><<<n, row_threads(d), 0, s>>>(
+  NATIVELM_DISPATCH(t, norm_kernel<T><<<n, norm_threads(d), 0, s>>>(
                            static_cast<T*>(residual), static_cast<const T*>(x),
                            static_cast<const T*>(w), eps, d, static_cast<T*>(out)));
 }
+
+int max_norm_width() { return 1024 * kPer; }
 
 void silu_mul(Ty t, const void* gu, int n, int d, void* out, cudaStream_t s) {
   const int64_t total = static_cast<int64_t>(n) * d;

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include <cuda_runtime_api.h>
+#include <vector_types.h>
 
 namespace nativelm::cuda {
 
@@ -18,6 +19,8 @@ void rms_norm(Ty t, const void* x, const void* w, float eps, int n, int d, void*
 // residual += x (rounded to Ty), then out = rms_norm(residual) * w.
 void add_rms_norm(Ty t, void* residual, const void* x, const void* w, float eps, int n, int d,
                   void* out, cudaStream_t s);
+// Widest row the norms take (hidden sizes up to 8192).
+int max_norm_width();
 // out[n, d] = silu(gu[:, :d]) * gu[:, d:].
 void silu_mul(Ty t, const void* gu, int n, int d, void* out, cudaStream_t s);
 // out[n, m] += bias[m].
@@ -79,7 +82,9 @@ constexpr int kGemvMaxRows = 8;
 void gemv(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out,
           Ty out_t, cudaStream_t s);
 
-// out[i] = first index of the maximum of logits[i, :].
-void argmax(const float* logits, int rows, int vocab, int32_t* out, cudaStream_t s);
+// out[i] = first index of the maximum of logits[i, :]. scratch holds
+// rows * kArgmaxSlices (value, index) pairs.
+constexpr int kArgmaxSlices = 64;
+void argmax(const float* logits, int rows, int vocab, int32_t* out, float2* scratch, cudaStream_t s);
 
 }  // namespace nativelm::cuda

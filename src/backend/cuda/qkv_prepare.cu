@@ -45,7 +45,10 @@ __global__ void qkv_prepare_kernel(QkvArgs a) {
   const int64_t slot = a.slots[row];
   const T* q_norm = static_cast<const T*>(a.q_norm);
   const T* k_norm = static_cast<const T*>(a.k_norm);
-  for (int h = threadIdx.x / 32; h < a.heads + 2 * a.kv_heads; h += kWarps) {
+  // blockIdx.y picks a group of kWarps heads: decode rows are few, and one
+  // block per row alone would leave the GPU idle.
+  const int h = blockIdx.y * kWarps + threadIdx.x / 32;
+  if (h < a.heads + 2 * a.kv_heads) {
     const T* in = src + h * hd;
     if (h < a.heads) {
       T* out = static_cast<T*>(a.q_out) + static_cast<int64_t>(row) * a.heads * hd + h * hd;
@@ -64,7 +67,8 @@ __global__ void qkv_prepare_kernel(QkvArgs a) {
 
 void qkv_prepare(Ty t, const QkvArgs& a, cudaStream_t s) {
   if (a.n == 0) return;
-  NATIVELM_DISPATCH(t, qkv_prepare_kernel<T><<<a.n, 32 * kWarps, 0, s>>>(a));
+  const dim3 grid(a.n, (a.heads + 2 * a.kv_heads + kWarps - 1) / kWarps);
+  NATIVELM_DISPATCH(t, qkv_prepare_kernel<T><<<grid, 32 * kWarps, 0, s>>>(a));
 }
 
 }  // namespace nativelm::cuda

@@ -124,6 +124,13 @@ class Backend {
                          Tensor& out) = 0;
   // out[n, d] = silu(gate_up[n, :d]) * gate_up[n, d:].
   virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
+  // out = silu_mul(gate_up) @ w^T (+ bias), with act [n, d] as room for the
+  // activation; a backend may fuse the two and leave act unused.
+  virtual void silu_mul_linear(const Tensor& gate_up, const Tensor& w, const Tensor* bias, Tensor& act,
+                               Tensor& out) {
+    silu_mul(gate_up, act);
+    linear(act, w, bias, out);
+  }
   // out[i, :] = x[rows[i], :].
   virtual void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) = 0;
   // out[i] = the first index of the largest value of logits[i, :] (f32).

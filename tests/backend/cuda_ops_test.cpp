@@ -232,6 +232,23 @@ TEST_P(CudaOps, SiluMul) {
   EXPECT_LE(rel_error(download(out), want), 2 * tol());
 }
 
+// The MLP's down projection with SwiGLU folded into the GEMV's input (few
+// rows) and as two steps (many rows) both match silu_mul then linear.
+TEST_P(CudaOps, SiluMulLinearMatchesTwoSteps) {
+  for (int64_t n : {1, 3, 6, 12}) {
+    const int64_t d = 256, m = 96;
+    Buffer gu = random({n, 2 * d}, -3.0f, 3.0f), w = random({m, d});
+    auto gv = gu.values();
+    std::vector<float> act(n * d), want(n * m);
+    Tensor gc = test::view(gv, n, 2 * d), ac = test::view(act, n, d), oc = test::view(want, n, m), wc = w.tensor();
+    cpu_.silu_mul(gc, ac);
+    cpu_.linear(ac, wc, nullptr, oc);
+    Tensor act_g = empty(dt(), n, d), out = empty(dt(), n, m);
+    gpu_->silu_mul_linear(upload(gu), upload(w), nullptr, act_g, out);
+    EXPECT_LE(rel_error(download(out), want), 2 * tol()) << n << " rows";
+  }
+}
+
 TEST_P(CudaOps, ArgmaxTakesTheFirstOfEqualMaxima) {
   const int64_t vocab = 5000;
   Buffer logits(DType::F32, {4, vocab});

@@ -84,22 +84,22 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   }
   const T* k_base = static_cast<const T*>(a.k_pool) + kvh * hd;
   const T* v_base = static_cast<const T*>(a.v_pool) + kvh * hd;
-  // Two positions per warp and iteration: both rows' loads are in flight
-  // before either is used.
-  auto slot_of = [&](int p) {
-    return static_cast<int64_t>(a.pages[si.page_off + p / a.page_size]) * a.page_size + p % a.page_size;
-  };
-  for (int p = p0 + warp; p < p1; p += 2 * kWarps) {
-    const bool second = p + kWarps < p1;
-    const int64_t s0 = slot_of(p), s1 = second ? slot_of(p + kWarps) : s0;
-    float k[2][EPL], v[2][EPL];
-    load_part<T, EPL>(k_base + s0 * kv_dim, lane, hd, k[0]);
-    load_part<T, EPL>(v_base + s0 * kv_dim, lane, hd, v[0]);
-    load_part<T, EPL>(k_base + s1 * kv_dim, lane, hd, k[1]);
-    load_part<T, EPL>(v_base + s1 * kv_dim, lane, hd, v[1]);
+  // kAhead positions per warp and iteration: all their loads are in flight
+  // before the first is used.
+  constexpr int kAhead = 4;
+  for (int p = p0 + warp; p < p1; p += kAhead * kWarps) {
+    float k[kAhead][EPL], v[kAhead][EPL];
 #pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      if (u == 1 && !second) break;
+    for (int u = 0; u < kAhead; ++u) {
+      const int pu = min(p + u * kWarps, p1 - 1);
+      const int64_t slot = static_cast<int64_t>(a.pages[si.page_off + pu / a.page_size]) * a.page_size +
+                           pu % a.page_size;
+      load_part<T, EPL>(k_base + slot * kv_dim, lane, hd, k[u]);
+      load_part<T, EPL>(v_base + slot * kv_dim, lane, hd, v[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kAhead; ++u) {
+      if (p + u * kWarps >= p1) break;
 #pragma unroll
       for (int g = 0; g < kMaxHeads; ++g) {
         if (g >= hpb) break;
@@ -204,26 +204,49 @@ constexpr size_t prefill_smem_bytes() {
          + 3 * kPrefillTile * 4;                              // m, l, correction per row
 }
 
+// Stages kPrefillTile rows (query rows, or K and V rows through the page
+// table) in shared memory. Every load is issued before the first store:
+// the page lookups and row reads would otherwise run one after another.
 template <class T, int HD>
-__device__ __forceinline__ void load_rows(T* dst, const AttentionArgs& a, const SeqInfo& si, int first,
-                                          int count, bool is_q, const T* base, int col) {
-  constexpr int kChunks = HD * sizeof(T) / 16;  // uint4 per row
-  for (int idx = threadIdx.x; idx < kPrefillTile * kChunks; idx += blockDim.x) {
-    const int r = idx / kChunks, c = idx % kChunks;
-    uint4 v = make_uint4(0, 0, 0, 0);
+__device__ __forceinline__ void load_q(T* dst, const AttentionArgs& a, const SeqInfo& si, int first, int count,
+                                       int col) {
+  constexpr int kChunks = HD * sizeof(T) / 16, kIters = kPrefillTile * kChunks / (kTileWarps * 32);
+  uint4 buf[kIters];
+#pragma unroll
+  for (int i = 0; i < kIters; ++i) {
+    const int idx = threadIdx.x + i * kTileWarps * 32, r = idx / kChunks, c = idx % kChunks;
+    const T* src = static_cast<const T*>(a.q) + static_cast<int64_t>(si.q_begin + first + r) * a.heads * HD + col;
+    buf[i] = r < count ? reinterpret_cast<const uint4*>(src)[c] : make_uint4(0, 0, 0, 0);
+  }
+#pragma unroll
+  for (int i = 0; i < kIters; ++i) {
+    const int idx = threadIdx.x + i * kTileWarps * 32, r = idx / kChunks, c = idx % kChunks;
+    reinterpret_cast<uint4*>(dst + r * kQkvLd<HD>)[c] = buf[i];
+  }
+}
+
+template <class T, int HD>
+__device__ __forceinline__ void load_kv(T* k_dst, T* v_dst, const AttentionArgs& a, const SeqInfo& si, int first,
+                                        int count, int col) {
+  constexpr int kChunks = HD * sizeof(T) / 16, kIters = kPrefillTile * kChunks / (kTileWarps * 32);
+  uint4 kb[kIters], vb[kIters];
+#pragma unroll
+  for (int i = 0; i < kIters; ++i) {
+    const int idx = threadIdx.x + i * kTileWarps * 32, r = idx / kChunks, c = idx % kChunks;
+    kb[i] = vb[i] = make_uint4(0, 0, 0, 0);
     if (r < count) {
-      const T* src;
-      if (is_q) {
-        src = base + static_cast<int64_t>(si.q_begin + first + r) * a.heads * HD + col;
-      } else {
-        const int p = first + r;
-        const int64_t slot = static_cast<int64_t>(a.pages[si.page_off + p / a.page_size]) * a.page_size +
-                             p % a.page_size;
-        src = base + slot * a.kv_heads * HD + col;
-      }
-      v = reinterpret_cast<const uint4*>(src)[c];
+      const int p = first + r;
+      const int64_t off = (static_cast<int64_t>(a.pages[si.page_off + p / a.page_size]) * a.page_size +
+                           p % a.page_size) * a.kv_heads * HD + col;
+      kb[i] = reinterpret_cast<const uint4*>(static_cast<const T*>(a.k_pool) + off)[c];
+      vb[i] = reinterpret_cast<const uint4*>(static_cast<const T*>(a.v_pool) + off)[c];
     }
-    reinterpret_cast<uint4*>(dst + r * kQkvLd<HD>)[c] = v;
+  }
+#pragma unroll
+  for (int i = 0; i < kIters; ++i) {
+    const int idx = threadIdx.x + i * kTileWarps * 32, r = idx / kChunks, c = idx % kChunks;
+    reinterpret_cast<uint4*>(k_dst + r * kQkvLd<HD>)[c] = kb[i];
+    reinterpret_cast<uint4*>(v_dst + r * kQkvLd<HD>)[c] = vb[i];
   }
 }
 
@@ -250,7 +273,7 @@ __global__ void __launch_bounds__(kTileWarps * 32) prefill_kernel(AttentionArgs 
   const int kvh = h / (a.heads / a.kv_heads);
   const float scale_log2 = a.scale * 1.4426950408889634f;
 
-  load_rows<T, HD>(q_s, a, si, q0, q_count, true, static_cast<const T*>(a.q), h * HD);
+  load_q<T, HD>(q_s, a, si, q0, q_count, h * HD);
   for (int i = threadIdx.x; i < kPrefillTile; i += blockDim.x) {
     m_s[i] = -INFINITY;
     l_s[i] = 0.0f;
@@ -263,8 +286,7 @@ __global__ void __launch_bounds__(kTileWarps * 32) prefill_kernel(AttentionArgs 
   for (int kv0 = 0; kv0 < kv_end; kv0 += kPrefillTile) {
     __syncthreads();  // the previous tile's K/V are no longer read
     const int kv_count = min(kPrefillTile, kv_end - kv0);
-    load_rows<T, HD>(k_s, a, si, kv0, kv_count, false, static_cast<const T*>(a.k_pool), kvh * HD);
-    load_rows<T, HD>(v_s, a, si, kv0, kv_count, false, static_cast<const T*>(a.v_pool), kvh * HD);
+    load_kv<T, HD>(k_s, v_s, a, si, kv0, kv_count, kvh * HD);
     __syncthreads();
     // S[16, 64] = Q_w[16, HD] K^T.
 #pragma unroll

@@ -53,6 +53,8 @@ class CudaBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                  const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out) override;
   void silu_mul(const Tensor& gate_up, Tensor& out) override;
+  void silu_mul_linear(const Tensor& gate_up, const Tensor& w, const Tensor* bias, Tensor& act,
+                       Tensor& out) override;
   void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
   void argmax(const Tensor& logits, std::span<int32_t> out) override;
 

@@ -160,6 +160,23 @@ void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
   cuda::silu_mul(ty(out.dtype), gate_up.data, as_int(gate_up.dim(0)), as_int(gate_up.dim(1) / 2), out.data, stream_);
 }
 
+void CudaBackend::silu_mul_linear(const Tensor& gate_up, const Tensor& w, const Tensor* bias, Tensor& act,
+                                  Tensor& out) {
+  check_matrix(gate_up, "silu_mul_linear", "gate_up");
+  const int64_t n = gate_up.dim(0), k = gate_up.dim(1) / 2;
+  if (n > cuda::kGemvMaxRows || out.dtype != gate_up.dtype) {
+    Backend::silu_mul_linear(gate_up, w, bias, act, out);
+    return;
+  }
+  check_matrix(w, "silu_mul_linear", "w");
+  if (gate_up.dim(1) % 2 != 0 || w.dim(1) != k || w.dtype != gate_up.dtype)
+    fail("silu_mul_linear: gate_up [{}, {}] does not fit w [{}, {}]", n, gate_up.dim(1), w.dim(0), w.dim(1));
+  check_rows(out, n, w.dim(0), "silu_mul_linear", "out");
+  if (bias && bias->numel() != w.dim(0)) fail("silu_mul_linear: bias has {} entries for {} outputs", bias->numel(), w.dim(0));
+  cuda::gemv_silu(ty(w.dtype), gate_up.data, w.data, bias ? bias->data : nullptr, as_int(n), as_int(w.dim(0)),
+                  as_int(k), out.data, stream_);
+}
+
 void CudaBackend::argmax(const Tensor& logits, std::span<int32_t> out) {
   if (logits.ndim != 2 || logits.dtype != DType::F32 || logits.dim(0) != static_cast<int64_t>(out.size()))
     fail("argmax: logits must be f32 [{}, vocab]", out.size());

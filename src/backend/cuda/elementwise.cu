@@ -20,25 +20,28 @@ __global__ void gather_kernel(const T* table, const int32_t* ids, int d, T* out)
 constexpr int kPer = 8;
 
 template <class T>
-__global__ void norm_kernel(T* residual, const T* x, const T* w, float eps, int d, T* out) {
+__global__ void norm_kernel(T* __restrict__ residual, const T* __restrict__ x, const T* __restrict__ w, float eps,
+                            int d, T* __restrict__ out) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * d;
-  float v[kPer];
+  float v[kPer], r[kPer];
+  // All loads first, so they are in flight together.
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    v[i] = j < d ? to_f(x[row + j]) : 0.0f;
+    r[i] = residual && j < d ? to_f(residual[row + j]) : 0.0f;
+  }
   float ss = 0.0f;
 #pragma unroll
   for (int i = 0; i < kPer; ++i) {
     const int j = threadIdx.x + i * blockDim.x;
-    v[i] = 0.0f;
-    if (j < d) {
-      float val = to_f(x[row + j]);
-      if (residual) {
-        // residual += x, rounded as transformers' bf16 add.
-        const T r = from_f<T>(to_f(residual[row + j]) + val);
-        residual[row + j] = r;
-        val = to_f(r);
-      }
-      v[i] = val;
-      ss += val * val;
+    if (residual && j < d) {
+      // residual += x, rounded as transformers' half-precision add.
+      const T sum = from_f<T>(r[i] + v[i]);
+      residual[row + j] = sum;
+      v[i] = to_f(sum);
     }
+    ss += v[i] * v[i];
   }
   const float rstd = rsqrtf(block_sum(ss) / static_cast<float>(d) + eps);
 #pragma unroll

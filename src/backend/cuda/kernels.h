@@ -82,6 +82,11 @@ constexpr int kGemvMaxRows = 8;
 void gemv(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out,
           Ty out_t, cudaStream_t s);
 
+// out[n, m] = (silu(gu[:, :k]) * gu[:, k:]) @ w[m, k]^T (+ bias): the MLP's
+// down projection with the activation computed on the fly (n <= kGemvMaxRows).
+void gemv_silu(Ty t, const void* gate_up, const void* w, const void* bias, int n, int m, int k, void* out,
+               cudaStream_t s);
+
 // out[i] = first index of the maximum of logits[i, :]. scratch holds
 // rows * kArgmaxSlices (value, index) pairs.
 constexpr int kArgmaxSlices = 64;

@@ -124,12 +124,12 @@ class Backend {
                          Tensor& out) = 0;
   // out[n, d] = silu(gate_up[n, :d]) * gate_up[n, d:].
   virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
-  // out = silu_mul(gate_up) @ w^T (+ bias), with act [n, d] as room for the
-  // activation; a backend may fuse the two and leave act unused.
-  virtual void silu_mul_linear(const Tensor& gate_up, const Tensor& w, const Tensor* bias, Tensor& act,
-                               Tensor& out) {
-    silu_mul(gate_up, act);
-    linear(act, w, bias, out);
+  // out[n, d] = silu_mul(linear(x, w, bias)) for a stacked gate/up weight
+  // w [2d, k]: the MLP's first half. gate_up [n, 2d] is room for the
+  // projection; a backend may fuse the two and leave it unused.
+  virtual void linear_swiglu(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& gate_up, Tensor& out) {
+    linear(x, w, bias, gate_up);
+    silu_mul(gate_up, out);
   }
   // out[i, :] = x[rows[i], :].
   virtual void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) = 0;

@@ -151,8 +151,8 @@ void Transformer::mlp_block(const Layer& l, int64_t n) {
   auto& w = *ws_;
   Tensor hidden = w.hidden.rows(0, n), gate_up = w.gate_up.rows(0, n), act = w.act.rows(0, n);
   Tensor proj = w.proj.rows(0, n);
-  backend_.linear(hidden, l.gate_up_proj, l.gate_up_bias ? &*l.gate_up_bias : nullptr, gate_up);
-  backend_.silu_mul_linear(gate_up, l.down_proj, l.down_bias ? &*l.down_bias : nullptr, act, proj);
+  backend_.linear_swiglu(hidden, l.gate_up_proj, l.gate_up_bias ? &*l.gate_up_bias : nullptr, gate_up, act);
+  backend_.linear(act, l.down_proj, l.down_bias ? &*l.down_bias : nullptr, proj);
 }
 
 void Transformer::forward(const ForwardBatch& batch, KvCacheTensors& kv, Tensor& logits) {

@@ -232,21 +232,25 @@ TEST_P(CudaOps, SiluMul) {
   EXPECT_LE(rel_error(download(out), want), 2 * tol());
 }
 
-// The MLP's down projection with SwiGLU folded into the GEMV's input (few
-// rows) and as two steps (many rows) both match silu_mul then linear.
-TEST_P(CudaOps, SiluMulLinearMatchesTwoSteps) {
-  for (int64_t n : {1, 3, 6, 12}) {
-    const int64_t d = 256, m = 96;
-    Buffer gu = random({n, 2 * d}, -3.0f, 3.0f), w = random({m, d});
-    auto gv = gu.values();
-    std::vector<float> act(n * d), want(n * m);
-    Tensor gc = test::view(gv, n, 2 * d), ac = test::view(act, n, d), oc = test::view(want, n, m), wc = w.tensor();
-    cpu_.silu_mul(gc, ac);
-    cpu_.linear(ac, wc, nullptr, oc);
-    Tensor act_g = empty(dt(), n, d), out = empty(dt(), n, m);
-    gpu_->silu_mul_linear(upload(gu), upload(w), nullptr, act_g, out);
-    EXPECT_LE(rel_error(download(out), want), 2 * tol()) << n << " rows";
-  }
+// The MLP's gate/up projection with SwiGLU in the same pass (few rows, both
+// load widths, with a bias) and as two steps (many rows) match linear then
+// silu_mul.
+TEST_P(CudaOps, LinearSwigluMatchesTwoSteps) {
+  for (int64_t n : {1, 3, 6, 12})
+    for (int64_t k : {256, 100}) {
+      const int64_t d = 96;
+      Buffer x = random({n, k}), w = random({2 * d, k}), b = random({2 * d});
+      auto xv = x.values();
+      std::vector<float> gu(n * 2 * d), want(n * d);
+      Tensor xc = test::view(xv, n, k), gc = test::view(gu, n, 2 * d), oc = test::view(want, n, d);
+      Tensor wc = w.tensor(), bc = b.tensor();
+      cpu_.linear(xc, wc, &bc, gc);
+      cpu_.silu_mul(gc, oc);
+      Tensor gu_g = empty(dt(), n, 2 * d), out = empty(dt(), n, d);
+      Tensor bg = upload(b);
+      gpu_->linear_swiglu(upload(x), upload(w), &bg, gu_g, out);
+      EXPECT_LE(rel_error(download(out), want), 3 * tol()) << n << " rows, k " << k;
+    }
 }
 
 TEST_P(CudaOps, ArgmaxTakesTheFirstOfEqualMaxima) {

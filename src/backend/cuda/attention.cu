@@ -150,33 +150,40 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
       part[2 + d] = val;
     }
   }
-}
-
-template <class T>
-__global__ void merge_kernel(AttentionArgs a) {
+  if (rr.used == 1) return;
+  // Split rows: the last of the row's blocks to finish merges the chunks
+  // (no second kernel). The counter goes back to 0 for the next step.
+  __shared__ int ticket;
   __shared__ float weight[32];
   __shared__ float total;
-  const int row = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
-  const SeqInfo si = a.seqs[a.row_seq[row]];
-  if (a.num_tiles > 0 && si.q_len >= kPrefillMinRows) return;
-  const RowRange rr = row_range(a, row, si);
-  if (rr.used == 1) return;
-  const float* part = a.partial + (static_cast<int64_t>(row) * a.heads + h) * a.splits * (hd + 2);
-  if (threadIdx.x < 32) {
-    const int s = threadIdx.x;  // splits <= 32
-    const float m = s < rr.used ? part[s * (hd + 2)] : -INFINITY;
-    const float mx = warp_max(m);
-    const float w = s < rr.used ? __expf(m - mx) : 0.0f;
-    const float sum = warp_sum(s < rr.used ? part[s * (hd + 2) + 1] * w : 0.0f);
-    weight[s] = w;
-    if (s == 0) total = sum;
-  }
+  __threadfence();
   __syncthreads();
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float val = 0.0f;
-    for (int s = 0; s < rr.used; ++s) val += part[s * (hd + 2) + 2 + d] * weight[s];
-    static_cast<T*>(a.out)[static_cast<int64_t>(row) * a.heads * hd + h * hd + d] = from_f<T>(val / total);
+  int* counter = a.counters + row * gridDim.y + blockIdx.y;
+  if (threadIdx.x == 0) ticket = atomicAdd(counter, 1);
+  __syncthreads();
+  if (ticket != rr.used - 1) return;
+  __threadfence();
+  for (int g = 0; g < hpb; ++g) {
+    const int h = h0 + g;
+    const float* part = a.partial + (static_cast<int64_t>(row) * a.heads + h) * a.splits * (hd + 2);
+    if (warp == 0) {
+      const int s = lane;  // splits <= 32
+      const float m = s < rr.used ? __ldcg(part + s * (hd + 2)) : -INFINITY;
+      const float mx = warp_max(m);
+      const float w = s < rr.used ? __expf(m - mx) : 0.0f;
+      const float sum = warp_sum(s < rr.used ? __ldcg(part + s * (hd + 2) + 1) * w : 0.0f);
+      weight[s] = w;
+      if (s == 0) total = sum;
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+      float val = 0.0f;
+      for (int s = 0; s < rr.used; ++s) val += __ldcg(part + s * (hd + 2) + 2 + d) * weight[s];
+      static_cast<T*>(a.out)[static_cast<int64_t>(row) * a.heads * hd + h * hd + d] = from_f<T>(val / total);
+    }
+    __syncthreads();
   }
+  if (threadIdx.x == 0) *counter = 0;
 }
 
 // Prefill: a block takes kPrefillTile query rows of one sequence and one
@@ -370,7 +377,6 @@ template <class T, int EPL>
 void launch(const AttentionArgs& a, int hpb, cudaStream_t s) {
   const dim3 grid(a.rows, a.heads / hpb, a.splits);
   attention_kernel<T, EPL><<<grid, kWarps * 32, 0, s>>>(a, hpb);
-  if (a.splits > 1) merge_kernel<T><<<dim3(a.rows, a.heads), 128, 0, s>>>(a);
 }
 
 }  // namespace

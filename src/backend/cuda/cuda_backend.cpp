@@ -78,6 +78,7 @@ CudaBackend::~CudaBackend() {
   }
   for (auto& f : float_cache_) cudaFree(f.device);
   if (attn_scratch_) cudaFree(attn_scratch_);
+  if (attn_counters_) cudaFree(attn_counters_);
   if (ids_device_) cudaFree(ids_device_);
   if (argmax_scratch_) cudaFree(argmax_scratch_);
   if (ids_host_) cudaFreeHost(ids_host_);
@@ -326,6 +327,19 @@ float* CudaBackend::attention_scratch(size_t floats) {
     attn_scratch_floats_ = floats;
   }
   return attn_scratch_;
+}
+
+int* CudaBackend::attention_counters(size_t count) {
+  if (count > attn_counters_size_) {
+    if (capturing_) fail("CUDA backend: attention counters outgrew their buffer during graph capture");
+    drop_recordings();
+    check_cuda(cudaStreamSynchronize(stream_), "attention counters");
+    if (attn_counters_) cudaFree(attn_counters_);
+    attn_counters_ = static_cast<int*>(device_alloc(count * sizeof(int), "attention counters"));
+    check_cuda(cudaMemset(attn_counters_, 0, count * sizeof(int)), "attention counters");
+    attn_counters_size_ = count;
+  }
+  return attn_counters_;
 }
 
 // --- recordings (CUDA graphs) ---

@@ -53,8 +53,7 @@ class CudaBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                  const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out) override;
   void silu_mul(const Tensor& gate_up, Tensor& out) override;
-  void silu_mul_linear(const Tensor& gate_up, const Tensor& w, const Tensor* bias, Tensor& act,
-                       Tensor& out) override;
+  void linear_swiglu(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& gate_up, Tensor& out) override;
   void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
   void argmax(const Tensor& logits, std::span<int32_t> out) override;
 
@@ -83,6 +82,7 @@ class CudaBackend final : public Backend {
   const Staged& staged(const StepInputs& need);
   const float* device_floats(std::span<const float> host);
   float* attention_scratch(size_t floats);
+  int* attention_counters(size_t count);
   void* device_alloc(size_t bytes, const char* what);
   void upload_rows(const Tensor& host, void* dst);
   cuda::Ty ty(DType t) const { return static_cast<cuda::Ty>(t); }
@@ -110,6 +110,8 @@ class CudaBackend final : public Backend {
   std::vector<HostFloats> float_cache_;  // inv_freq tables
   float* attn_scratch_ = nullptr;
   size_t attn_scratch_floats_ = 0;
+  int* attn_counters_ = nullptr;
+  size_t attn_counters_size_ = 0;
   int32_t* ids_device_ = nullptr;  // argmax results
   int32_t* ids_host_ = nullptr;
   float2* argmax_scratch_ = nullptr;

@@ -146,8 +146,13 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor&
   const int hpb = cuda::attention_heads_per_block(as_int(heads), as_int(kv_heads));
   const int64_t blocks = n * (heads / hpb);
   const int splits = static_cast<int>(std::clamp<int64_t>((2 * sm_count_ + blocks - 1) / blocks, 1, 32));
-  float* partial = splits > 1 ? attention_scratch(static_cast<size_t>(n * heads * splits * (head_dim + 2))) : nullptr;
-  cuda::AttentionArgs a{q.data, k_pool.data, v_pool.data, out.data, s.row_seq, s.seqs, s.pages, partial,
+  float* partial = nullptr;
+  int* counters = nullptr;
+  if (splits > 1) {
+    partial = attention_scratch(static_cast<size_t>(n * heads * splits * (head_dim + 2)));
+    counters = attention_counters(static_cast<size_t>(n * heads));
+  }
+  cuda::AttentionArgs a{q.data, k_pool.data, v_pool.data, out.data, s.row_seq, s.seqs, s.pages, partial, counters,
                         as_int(n), as_int(heads), as_int(kv_heads), as_int(head_dim), s.page_size, splits, scale,
                         s.tiles, cuda::prefill_tiles_apply(ty(q.dtype), as_int(head_dim)) ? s.num_tiles : 0};
   cuda::attention(ty(q.dtype), a, stream_);
@@ -160,21 +165,21 @@ void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
   cuda::silu_mul(ty(out.dtype), gate_up.data, as_int(gate_up.dim(0)), as_int(gate_up.dim(1) / 2), out.data, stream_);
 }
 
-void CudaBackend::silu_mul_linear(const Tensor& gate_up, const Tensor& w, const Tensor* bias, Tensor& act,
-                                  Tensor& out) {
-  check_matrix(gate_up, "silu_mul_linear", "gate_up");
-  const int64_t n = gate_up.dim(0), k = gate_up.dim(1) / 2;
-  if (n > cuda::kGemvMaxRows || out.dtype != gate_up.dtype) {
-    Backend::silu_mul_linear(gate_up, w, bias, act, out);
+void CudaBackend::linear_swiglu(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& gate_up, Tensor& out) {
+  check_matrix(x, "linear_swiglu", "x");
+  const int64_t n = x.dim(0);
+  if (n > cuda::kGemvMaxRows || out.dtype != x.dtype) {
+    Backend::linear_swiglu(x, w, bias, gate_up, out);
     return;
   }
-  check_matrix(w, "silu_mul_linear", "w");
-  if (gate_up.dim(1) % 2 != 0 || w.dim(1) != k || w.dtype != gate_up.dtype)
-    fail("silu_mul_linear: gate_up [{}, {}] does not fit w [{}, {}]", n, gate_up.dim(1), w.dim(0), w.dim(1));
-  check_rows(out, n, w.dim(0), "silu_mul_linear", "out");
-  if (bias && bias->numel() != w.dim(0)) fail("silu_mul_linear: bias has {} entries for {} outputs", bias->numel(), w.dim(0));
-  cuda::gemv_silu(ty(w.dtype), gate_up.data, w.data, bias ? bias->data : nullptr, as_int(n), as_int(w.dim(0)),
-                  as_int(k), out.data, stream_);
+  check_matrix(w, "linear_swiglu", "w");
+  const int64_t m = w.dim(0) / 2, k = x.dim(1);
+  if (w.dim(0) % 2 != 0 || w.dim(1) != k || w.dtype != x.dtype)
+    fail("linear_swiglu: x [{}, {}] does not fit the stacked w [{}, {}]", n, k, w.dim(0), w.dim(1));
+  check_rows(out, n, m, "linear_swiglu", "out");
+  if (bias && bias->numel() != 2 * m) fail("linear_swiglu: bias has {} entries for {} outputs", bias->numel(), 2 * m);
+  cuda::gemv_swiglu(ty(x.dtype), x.data, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m), as_int(k),
+                    out.data, stream_);
 }
 
 void CudaBackend::argmax(const Tensor& logits, std::span<int32_t> out) {

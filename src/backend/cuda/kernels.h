@@ -58,6 +58,7 @@ struct AttentionArgs {
   const SeqInfo* seqs;
   const int32_t* pages;
   float* partial;           // rows * heads * splits * (head_dim + 2) floats when splits > 1
+  int* counters;            // rows * heads zeroed ints when splits > 1 (left zeroed)
   int rows, heads, kv_heads, head_dim, page_size, splits;
   float scale;
   // Prefill tiles: (sequence, first query row) of kPrefillTile rows each,
@@ -82,10 +83,10 @@ constexpr int kGemvMaxRows = 8;
 void gemv(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out,
           Ty out_t, cudaStream_t s);
 
-// out[n, m] = (silu(gu[:, :k]) * gu[:, k:]) @ w[m, k]^T (+ bias): the MLP's
-// down projection with the activation computed on the fly (n <= kGemvMaxRows).
-void gemv_silu(Ty t, const void* gate_up, const void* w, const void* bias, int n, int m, int k, void* out,
-               cudaStream_t s);
+// out[n, m] = silu(x @ w[:m]^T) * (x @ w[m:]^T) for a stacked gate/up weight
+// w [2m, k] (and bias [2m]): the MLP's first half in one pass (n <= kGemvMaxRows).
+void gemv_swiglu(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out,
+                 cudaStream_t s);
 
 // out[i] = first index of the maximum of logits[i, :]. scratch holds
 // rows * kArgmaxSlices (value, index) pairs.

@@ -39,6 +39,7 @@ __device__ void block_best(float& v, int& idx) {
 
 // Stage one: each of kArgmaxSlices blocks per row scans a slice.
 __global__ void argmax_slices(const float* logits, int vocab, float2* scratch) {
+  grid_dependency_wait();
   const int row = blockIdx.y, slice = blockIdx.x;
   const int per = (vocab + kArgmaxSlices - 1) / kArgmaxSlices;
   const int begin = slice * per, end = min(vocab, begin + per);
@@ -52,6 +53,7 @@ __global__ void argmax_slices(const float* logits, int vocab, float2* scratch) {
 
 // Stage two: one warp per row over the slices' results.
 __global__ void argmax_rows(const float2* scratch, int vocab, int32_t* out) {
+  grid_dependency_wait();
   const int row = blockIdx.x, lane = threadIdx.x;
   float v = -FLT_MAX;
   int idx = INT_MAX;
@@ -68,8 +70,8 @@ __global__ void argmax_rows(const float2* scratch, int vocab, int32_t* out) {
 
 void argmax(const float* logits, int rows, int vocab, int32_t* out, float2* scratch, cudaStream_t s) {
   if (rows == 0) return;
-  argmax_slices<<<dim3(kArgmaxSlices, rows), 256, 0, s>>>(logits, vocab, scratch);
-  argmax_rows<<<rows, 32, 0, s>>>(scratch, vocab, out);
+  launch_pdl(argmax_slices, dim3(kArgmaxSlices, rows), 256, 0, s, logits, vocab, scratch);
+  launch_pdl(argmax_rows, rows, 32, 0, s, static_cast<const float2*>(scratch), vocab, out);
 }
 
 }  // namespace nativelm::cuda

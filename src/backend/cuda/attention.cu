@@ -56,6 +56,7 @@ __device__ __forceinline__ void load_part(const T* row, int lane, int hd, float 
 
 template <class T, int EPL>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hpb) {
+  grid_dependency_wait();
   __shared__ float sm_m[kWarps][kMaxHeads], sm_l[kWarps][kMaxHeads];
   __shared__ float sm_acc[kWarps][kMaxHeads][kMaxHeadDim];
   const int row = blockIdx.x, h0 = blockIdx.y * hpb, split = blockIdx.z;
@@ -376,7 +377,7 @@ void launch_prefill(const AttentionArgs& a, cudaStream_t s) {
 template <class T, int EPL>
 void launch(const AttentionArgs& a, int hpb, cudaStream_t s) {
   const dim3 grid(a.rows, a.heads / hpb, a.splits);
-  attention_kernel<T, EPL><<<grid, kWarps * 32, 0, s>>>(a, hpb);
+  launch_pdl(attention_kernel<T, EPL>, grid, kWarps * 32, 0, s, a, hpb);
 }
 
 }  // namespace

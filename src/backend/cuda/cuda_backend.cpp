@@ -3,6 +3,7 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include <cuda_runtime.h>
@@ -65,6 +66,9 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
   check_cuda(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_), "SM count");
   check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "stream");
   gemm_ = std::make_unique<cuda::Gemm>(stream_);
+  int major = 0;
+  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_), "compute capability");
+  cuda::enable_overlapped_launch(major >= 9 && std::getenv("NATIVELM_CUDA_NO_PDL") == nullptr);
   check_cuda(cudaMallocHost(&upload_host_, 2 * kUploadHalf), "pinned staging");
   for (auto& e : upload_done_) check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
 }

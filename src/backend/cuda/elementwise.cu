@@ -10,6 +10,7 @@ constexpr int kThreads = 256;
 
 template <class T>
 __global__ void gather_kernel(const T* table, const int32_t* ids, int d, T* out) {
+  grid_dependency_wait();
   const T* src = table + static_cast<int64_t>(ids[blockIdx.x]) * d;
   T* dst = out + static_cast<int64_t>(blockIdx.x) * d;
   for (int j = threadIdx.x; j < d; j += blockDim.x) dst[j] = src[j];
@@ -22,6 +23,7 @@ constexpr int kPer = 8;
 template <class T>
 __global__ void norm_kernel(T* __restrict__ residual, const T* __restrict__ x, const T* __restrict__ w, float eps,
                             int d, T* __restrict__ out) {
+  grid_dependency_wait();
   const int64_t row = static_cast<int64_t>(blockIdx.x) * d;
   float v[kPer], r[kPer];
   // All loads first, so they are in flight together.
@@ -90,22 +92,21 @@ int grid_for(int64_t total) {
 
 void gather(Ty t, const void* table, const int32_t* ids, int n, int d, void* out, cudaStream_t s) {
   if (n == 0) return;
-  NATIVELM_DISPATCH(t, gather_kernel<T><<<n, 128, 0, s>>>(static_cast<const T*>(table), ids, d,
-                                                          static_cast<T*>(out)));
+  NATIVELM_DISPATCH(t, launch_pdl(gather_kernel<T>, n, 128, 0, s, static_cast<const T*>(table), ids, d,
+                                  static_cast<T*>(out)));
 }
 
 void rms_norm(Ty t, const void* x, const void* w, float eps, int n, int d, void* out, cudaStream_t s) {
   if (n == 0) return;
-  NATIVELM_DISPATCH(t, norm_kernel<T><<<n, norm_threads(d), 0, s>>>(
-                           nullptr, static_cast<const T*>(x), static_cast<const T*>(w), eps, d, static_cast<T*>(out)));
+  NATIVELM_DISPATCH(t, launch_pdl(norm_kernel<T>, n, norm_threads(d), 0, s, static_cast<T*>(nullptr),
+                                  static_cast<const T*>(x), static_cast<const T*>(w), eps, d, static_cast<T*>(out)));
 }
 
 void add_rms_norm(Ty t, void* residual, const void* x, const void* w, float eps, int n, int d,
                   void* out, cudaStream_t s) {
   if (n == 0) return;
-  NATIVELM_DISPATCH(t, norm_kernel<T><<<n, norm_threads(d), 0, s>>>(
-                           static_cast<T*>(residual), static_cast<const T*>(x),
-                           static_cast<const T*>(w), eps, d, static_cast<T*>(out)));
+  NATIVELM_DISPATCH(t, launch_pdl(norm_kernel<T>, n, norm_threads(d), 0, s, static_cast<T*>(residual),
+                                  static_cast<const T*>(x), static_cast<const T*>(w), eps, d, static_cast<T*>(out)));
 }
 
 int max_norm_width() { return 1024 * kPer; }
@@ -136,6 +137,13 @@ void convert(Ty from, const void* src, Ty to, void* dst, int64_t n, cudaStream_t
     NATIVELM_DISPATCH(to, convert_kernel<S, T><<<grid_for(n), kThreads, 0, s>>>(
                               static_cast<const S*>(src), static_cast<T*>(dst), n));
   });
+}
+
+void enable_overlapped_launch(bool on) { pdl_enabled() = on; }
+
+bool& pdl_enabled() {
+  static bool enabled = false;
+  return enabled;
 }
 
 }  // namespace nativelm::cuda

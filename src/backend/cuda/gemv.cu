@@ -97,6 +97,7 @@ template <class T, class O, int N, int WPR, bool kVector, bool kDual>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                 O* __restrict__ out, int m, int k, int rows) {
+  grid_dependency_wait();
   constexpr int kRows = kWarpsPerBlock / WPR, M = kDual ? 2 * N : N;
   __shared__ float partial[kWarpsPerBlock][M];
   const int warp = threadIdx.x / 32;
@@ -143,11 +144,11 @@ void launch_wpr(const void* x, const void* w, const void* bias, int rows, int m,
   auto ot = static_cast<O*>(out);
   if constexpr (WPR == 1) {
     if (!vec) {
-      gemv_kernel<T, O, N, 1, false, kDual><<<blocks, kWarpsPerBlock * 32, 0, s>>>(xt, wt, bt, ot, m, k, rows);
+      launch_pdl(gemv_kernel<T, O, N, 1, false, kDual>, blocks, kWarpsPerBlock * 32, 0, s, xt, wt, bt, ot, m, k, rows);
       return;
     }
   }
-  gemv_kernel<T, O, N, WPR, true, kDual><<<blocks, kWarpsPerBlock * 32, 0, s>>>(xt, wt, bt, ot, m, k, rows);
+  launch_pdl(gemv_kernel<T, O, N, WPR, true, kDual>, blocks, kWarpsPerBlock * 32, 0, s, xt, wt, bt, ot, m, k, rows);
 }
 
 // Warps per row: enough warps over the whole matrix to cover the GPU many

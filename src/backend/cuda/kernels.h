@@ -12,6 +12,10 @@ namespace nativelm::cuda {
 
 enum class Ty : uint8_t { F32, F16, BF16 };  // the values of nativelm::DType
 
+// Lets the decode kernels overlap their launch with the previous kernel's
+// tail (programmatic dependent launch; sm_90 and newer).
+void enable_overlapped_launch(bool on);
+
 // out[i, :] = table[ids[i], :] (also gather_rows: x rows picked by index).
 void gather(Ty t, const void* table, const int32_t* ids, int n, int d, void* out, cudaStream_t s);
 // out = rms_norm(x) * w, rounded as transformers does (normalised x in Ty first).

@@ -38,6 +38,7 @@ __device__ void norm_rope_head(const T* src, const T* norm, float eps, float pos
 
 template <class T>
 __global__ void qkv_prepare_kernel(QkvArgs a) {
+  grid_dependency_wait();
   const int row = blockIdx.x, hd = a.head_dim;
   const int width = (a.heads + 2 * a.kv_heads) * hd, kv_dim = a.kv_heads * hd;
   const T* src = static_cast<const T*>(a.qkv) + static_cast<int64_t>(row) * width;
@@ -68,7 +69,7 @@ __global__ void qkv_prepare_kernel(QkvArgs a) {
 void qkv_prepare(Ty t, const QkvArgs& a, cudaStream_t s) {
   if (a.n == 0) return;
   const dim3 grid(a.n, (a.heads + 2 * a.kv_heads + kWarps - 1) / kWarps);
-  NATIVELM_DISPATCH(t, qkv_prepare_kernel<T><<<grid, 32 * kWarps, 0, s>>>(a));
+  NATIVELM_DISPATCH(t, launch_pdl(qkv_prepare_kernel<T>, grid, 32 * kWarps, 0, s, a));
 }
 
 }  // namespace nativelm::cuda

@@ -124,6 +124,30 @@ class Backend {
                          Tensor& out) = 0;
   // out[n, d] = silu(gate_up[n, :d]) * gate_up[n, d:].
   virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
+  // residual += x. Both [n, d] in the activation dtype.
+  virtual void add(Tensor& residual, const Tensor& x) = 0;
+
+  // Fused pairs of the ops above, for the transformer block's seams. Each
+  // default runs the pair through the scratch tensor it is given; a backend
+  // may do both in one pass and leave the scratch unused. The results may
+  // differ from the pair's only by float rounding.
+  // out = linear(rms_norm(x, norm, eps), w, bias); normed [n, k] is scratch.
+  virtual void norm_linear(const Tensor& x, const Tensor& norm, float eps, const Tensor& w, const Tensor* bias,
+                           Tensor& normed, Tensor& out) {
+    rms_norm(x, norm, eps, normed);
+    linear(normed, w, bias, out);
+  }
+  // residual += linear(x, w, bias); proj [n, m] is scratch.
+  virtual void linear_add(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& residual, Tensor& proj) {
+    linear(x, w, bias, proj);
+    add(residual, proj);
+  }
+  // out = linear_swiglu(rms_norm(x, norm, eps), w, bias); normed and gate_up are scratch.
+  virtual void norm_linear_swiglu(const Tensor& x, const Tensor& norm, float eps, const Tensor& w,
+                                  const Tensor* bias, Tensor& normed, Tensor& gate_up, Tensor& out) {
+    rms_norm(x, norm, eps, normed);
+    linear_swiglu(normed, w, bias, gate_up, out);
+  }
   // out[n, d] = silu_mul(linear(x, w, bias)) for a stacked gate/up weight
   // w [2d, k]: the MLP's first half. gate_up [n, 2d] is room for the
   // projection; a backend may fuse the two and leave it unused.

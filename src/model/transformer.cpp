@@ -131,28 +131,32 @@ void Transformer::ensure_workspace(int64_t n, int64_t rows) {
   }
 }
 
+// The block's seams are fused ops (norm + projection, projection +
+// residual add); a backend without fused kernels runs them in two steps
+// through the scratch buffers given.
 void Transformer::attention_block(const Layer& l, const ForwardBatch& batch, Tensor& k_pool,
                                   Tensor& v_pool, int64_t n) {
   auto& w = *ws_;
   const auto& c = config_;
-  Tensor hidden = w.hidden.rows(0, n), qkv = w.qkv.rows(0, n), q = w.q.rows(0, n);
-  Tensor attn = w.attn.rows(0, n), proj = w.proj.rows(0, n);
-  backend_.linear(hidden, l.qkv_proj, l.qkv_bias ? &*l.qkv_bias : nullptr, qkv);
+  Tensor residual = w.residual.rows(0, n), hidden = w.hidden.rows(0, n), qkv = w.qkv.rows(0, n);
+  Tensor q = w.q.rows(0, n), attn = w.attn.rows(0, n), proj = w.proj.rows(0, n);
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  backend_.norm_linear(residual, l.input_norm, eps, l.qkv_proj, l.qkv_bias ? &*l.qkv_bias : nullptr, hidden, qkv);
   const QkvLayout layout{c.num_heads, c.num_kv_heads, c.head_dim};
-  backend_.qkv_prepare(qkv, layout, l.q_norm ? &*l.q_norm : nullptr, l.k_norm ? &*l.k_norm : nullptr,
-                       static_cast<float>(c.rms_norm_eps), batch.positions, inv_freq_,
-                       batch.attention.slots, k_pool, v_pool, q);
+  backend_.qkv_prepare(qkv, layout, l.q_norm ? &*l.q_norm : nullptr, l.k_norm ? &*l.k_norm : nullptr, eps,
+                       batch.positions, inv_freq_, batch.attention.slots, k_pool, v_pool, q);
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   backend_.attention(q, k_pool, v_pool, batch.attention, c.head_dim, scale, attn);
-  backend_.linear(attn, l.o_proj, l.o_bias ? &*l.o_bias : nullptr, proj);
+  backend_.linear_add(attn, l.o_proj, l.o_bias ? &*l.o_bias : nullptr, residual, proj);
 }
 
 void Transformer::mlp_block(const Layer& l, int64_t n) {
   auto& w = *ws_;
-  Tensor hidden = w.hidden.rows(0, n), gate_up = w.gate_up.rows(0, n), act = w.act.rows(0, n);
-  Tensor proj = w.proj.rows(0, n);
-  backend_.linear_swiglu(hidden, l.gate_up_proj, l.gate_up_bias ? &*l.gate_up_bias : nullptr, gate_up, act);
-  backend_.linear(act, l.down_proj, l.down_bias ? &*l.down_bias : nullptr, proj);
+  Tensor residual = w.residual.rows(0, n), hidden = w.hidden.rows(0, n), gate_up = w.gate_up.rows(0, n);
+  Tensor act = w.act.rows(0, n), proj = w.proj.rows(0, n);
+  backend_.norm_linear_swiglu(residual, l.post_attention_norm, static_cast<float>(config_.rms_norm_eps),
+                              l.gate_up_proj, l.gate_up_bias ? &*l.gate_up_bias : nullptr, hidden, gate_up, act);
+  backend_.linear_add(act, l.down_proj, l.down_bias ? &*l.down_bias : nullptr, residual, proj);
 }
 
 void Transformer::forward(const ForwardBatch& batch, KvCacheTensors& kv, Tensor& logits) {
@@ -172,20 +176,16 @@ void Transformer::layers(const ForwardBatch& batch, KvCacheTensors& kv, Tensor& 
   auto& w = *ws_;
   const int64_t n = static_cast<int64_t>(batch.tokens.size());
   const int64_t rows = static_cast<int64_t>(batch.logit_rows.size());
-  Tensor residual = w.residual.rows(0, n), hidden = w.hidden.rows(0, n), proj = w.proj.rows(0, n);
-  const float eps = static_cast<float>(config_.rms_norm_eps);
+  Tensor residual = w.residual.rows(0, n);
   backend_.embedding(embed_tokens_, batch.tokens, residual);
-  backend_.rms_norm(residual, layers_[0].input_norm, eps, hidden);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& l = layers_[i];
-    attention_block(l, batch, kv.k[i], kv.v[i], n);
-    backend_.add_rms_norm(residual, proj, l.post_attention_norm, eps, hidden);
-    mlp_block(l, n);
-    const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm : final_norm_;
-    backend_.add_rms_norm(residual, proj, next_norm, eps, hidden);
+    attention_block(layers_[i], batch, kv.k[i], kv.v[i], n);
+    mlp_block(layers_[i], n);
   }
+  // Only the rows whose logits are wanted get the final norm and the head.
   Tensor selected = w.selected.rows(0, rows);
-  backend_.gather_rows(hidden, batch.logit_rows, selected);
+  backend_.gather_rows(residual, batch.logit_rows, selected);
+  backend_.rms_norm(selected, final_norm_, static_cast<float>(config_.rms_norm_eps), selected);
   backend_.linear(selected, lm_head_, nullptr, logits);
 }
 

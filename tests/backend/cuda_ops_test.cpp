@@ -232,24 +232,38 @@ TEST_P(CudaOps, SiluMul) {
   EXPECT_LE(rel_error(download(out), want), 2 * tol());
 }
 
-// The MLP's gate/up projection with SwiGLU in the same pass (few rows, both
-// load widths, with a bias) and as two steps (many rows) match linear then
-// silu_mul.
-TEST_P(CudaOps, LinearSwigluMatchesTwoSteps) {
+// The transformer block's fused seams (norm + projection, norm + gate/up +
+// SwiGLU, projection + residual add), in one pass for few rows and in two
+// steps (cuBLASLt) for many, against the CPU running the pairs op by op.
+TEST_P(CudaOps, FusedSeamsMatchTheirPairs) {
   for (int64_t n : {1, 3, 6, 12})
     for (int64_t k : {256, 100}) {
       const int64_t d = 96;
-      Buffer x = random({n, k}), w = random({2 * d, k}), b = random({2 * d});
-      auto xv = x.values();
-      std::vector<float> gu(n * 2 * d), want(n * d);
-      Tensor xc = test::view(xv, n, k), gc = test::view(gu, n, 2 * d), oc = test::view(want, n, d);
-      Tensor wc = w.tensor(), bc = b.tensor();
-      cpu_.linear(xc, wc, &bc, gc);
-      cpu_.silu_mul(gc, oc);
-      Tensor gu_g = empty(dt(), n, 2 * d), out = empty(dt(), n, d);
-      Tensor bg = upload(b);
-      gpu_->linear_swiglu(upload(x), upload(w), &bg, gu_g, out);
-      EXPECT_LE(rel_error(download(out), want), 3 * tol()) << n << " rows, k " << k;
+      Buffer x = random({n, k}), nw = random({k}, 0.5f, 1.5f), w = random({2 * d, k}), b = random({2 * d});
+      Buffer wo = random({k, d}), res = random({n, k}), act = random({n, d});
+      auto xv = x.values(), rv = res.values(), av = act.values();
+      std::vector<float> normed(n * k), gu(n * 2 * d), want_lin(n * 2 * d), want_act(n * d), proj(n * k);
+      Tensor xc = test::view(xv, n, k), nc = test::view(normed, n, k), gc = test::view(gu, n, 2 * d);
+      Tensor lc = test::view(want_lin, n, 2 * d), ac = test::view(want_act, n, d);
+      Tensor wc = w.tensor(), bc = b.tensor(), nwc = nw.tensor(), woc = wo.tensor();
+      cpu_.rms_norm(xc, nwc, 1e-6f, nc);
+      cpu_.linear(nc, wc, &bc, lc);
+      cpu_.linear(nc, wc, &bc, gc);
+      cpu_.silu_mul(gc, ac);
+      Tensor avc = test::view(av, n, d), pc = test::view(proj, n, k), rc = test::view(rv, n, k);
+      cpu_.linear(avc, woc, nullptr, pc);
+      cpu_.add(rc, pc);
+
+      Tensor xg = upload(x), nwg = upload(nw), wg = upload(w), bg = upload(b), wog = upload(wo);
+      Tensor rg = upload(res), actg = upload(act);
+      Tensor normed_g = empty(dt(), n, k), gu_g = empty(dt(), n, 2 * d), lin = empty(dt(), n, 2 * d);
+      Tensor out = empty(dt(), n, d), proj_g = empty(dt(), n, k);
+      gpu_->norm_linear(xg, nwg, 1e-6f, wg, &bg, normed_g, lin);
+      EXPECT_LE(rel_error(download(lin), want_lin), 3 * tol()) << "norm_linear " << n << "x" << k;
+      gpu_->norm_linear_swiglu(xg, nwg, 1e-6f, wg, &bg, normed_g, gu_g, out);
+      EXPECT_LE(rel_error(download(out), want_act), 4 * tol()) << "norm_linear_swiglu " << n << "x" << k;
+      gpu_->linear_add(actg, wog, nullptr, rg, proj_g);
+      EXPECT_LE(rel_error(download(rg), rv), 3 * tol()) << "linear_add " << n << "x" << d;
     }
 }
 

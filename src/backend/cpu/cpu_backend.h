@@ -42,6 +42,7 @@ class CpuBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                  const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out) override;
   void silu_mul(const Tensor& gate_up, Tensor& out) override;
+  void add(Tensor& residual, const Tensor& x) override;
   void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
 
   // The building blocks of the fused ops above, also tested on their own.

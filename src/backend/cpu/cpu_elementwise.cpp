@@ -80,6 +80,17 @@ void CpuBackend::qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const T
   write_kv(k, v, slots, k_pool, v_pool);
 }
 
+void CpuBackend::add(Tensor& residual, const Tensor& x) {
+  check_matrix(residual, "add", "residual");
+  check_shape(x, residual.dim(0), residual.dim(1), "add", "x");
+  const int64_t total = residual.numel();
+  ThreadPool::global().parallel_for(total, 4096, [&](int64_t begin, int64_t end) {
+    float* r = residual.as<float>();
+    const float* v = x.as<const float>();
+    for (int64_t i = begin; i < end; ++i) r[i] += v[i];
+  });
+}
+
 void CpuBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
   check_matrix(gate_up, "silu_mul", "gate_up");
   const int64_t n = gate_up.dim(0), d = gate_up.dim(1) / 2;

@@ -53,7 +53,12 @@ class CudaBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                  const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out) override;
   void silu_mul(const Tensor& gate_up, Tensor& out) override;
-  void linear_swiglu(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& gate_up, Tensor& out) override;
+  void add(Tensor& residual, const Tensor& x) override;
+  void norm_linear(const Tensor& x, const Tensor& norm, float eps, const Tensor& w, const Tensor* bias,
+                   Tensor& normed, Tensor& out) override;
+  void linear_add(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& residual, Tensor& proj) override;
+  void norm_linear_swiglu(const Tensor& x, const Tensor& norm, float eps, const Tensor& w, const Tensor* bias,
+                          Tensor& normed, Tensor& gate_up, Tensor& out) override;
   void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
   void argmax(const Tensor& logits, std::span<int32_t> out) override;
 

@@ -165,21 +165,65 @@ void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
   cuda::silu_mul(ty(out.dtype), gate_up.data, as_int(gate_up.dim(0)), as_int(gate_up.dim(1) / 2), out.data, stream_);
 }
 
-void CudaBackend::linear_swiglu(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& gate_up, Tensor& out) {
-  check_matrix(x, "linear_swiglu", "x");
-  const int64_t n = x.dim(0);
+void CudaBackend::add(Tensor& residual, const Tensor& x) {
+  check_matrix(residual, "add", "residual");
+  check_rows(x, residual.dim(0), residual.dim(1), "add", "x");
+  cuda::add(ty(residual.dtype), residual.data, x.data, residual.numel(), stream_);
+}
+
+// The fused seams: in one GEMV pass for decode-sized batches; larger ones
+// take the two-step defaults, except that cuBLASLt adds into the residual
+// itself (beta = 1).
+void CudaBackend::norm_linear(const Tensor& x, const Tensor& norm, float eps, const Tensor& w, const Tensor* bias,
+                              Tensor& normed, Tensor& out) {
+  check_matrix(x, "norm_linear", "x");
+  check_matrix(w, "norm_linear", "w");
+  const int64_t n = x.dim(0), k = x.dim(1);
   if (n > cuda::kGemvMaxRows || out.dtype != x.dtype) {
-    Backend::linear_swiglu(x, w, bias, gate_up, out);
+    Backend::norm_linear(x, norm, eps, w, bias, normed, out);
     return;
   }
-  check_matrix(w, "linear_swiglu", "w");
-  const int64_t m = w.dim(0) / 2, k = x.dim(1);
-  if (w.dim(0) % 2 != 0 || w.dim(1) != k || w.dtype != x.dtype)
-    fail("linear_swiglu: x [{}, {}] does not fit the stacked w [{}, {}]", n, k, w.dim(0), w.dim(1));
-  check_rows(out, n, m, "linear_swiglu", "out");
-  if (bias && bias->numel() != 2 * m) fail("linear_swiglu: bias has {} entries for {} outputs", bias->numel(), 2 * m);
-  cuda::gemv_swiglu(ty(x.dtype), x.data, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m), as_int(k),
-                    out.data, stream_);
+  if (w.dim(1) != k || w.dtype != x.dtype || norm.numel() != k)
+    fail("norm_linear: x [{}, {}] does not fit w [{}, {}] and a norm of {}", n, k, w.dim(0), w.dim(1), norm.numel());
+  check_rows(out, n, w.dim(0), "norm_linear", "out");
+  if (bias && bias->numel() != w.dim(0)) fail("norm_linear: bias has {} entries for {} outputs", bias->numel(), w.dim(0));
+  cuda::gemv_norm(ty(x.dtype), x.data, norm.data, eps, w.data, bias ? bias->data : nullptr, as_int(n),
+                  as_int(w.dim(0)), as_int(k), out.data, false, stream_);
+}
+
+void CudaBackend::norm_linear_swiglu(const Tensor& x, const Tensor& norm, float eps, const Tensor& w,
+                                     const Tensor* bias, Tensor& normed, Tensor& gate_up, Tensor& out) {
+  check_matrix(x, "norm_linear_swiglu", "x");
+  check_matrix(w, "norm_linear_swiglu", "w");
+  const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0) / 2;
+  if (n > cuda::kGemvMaxRows || out.dtype != x.dtype) {
+    Backend::norm_linear_swiglu(x, norm, eps, w, bias, normed, gate_up, out);
+    return;
+  }
+  if (w.dim(0) % 2 != 0 || w.dim(1) != k || w.dtype != x.dtype || norm.numel() != k)
+    fail("norm_linear_swiglu: x [{}, {}] does not fit the stacked w [{}, {}]", n, k, w.dim(0), w.dim(1));
+  check_rows(out, n, m, "norm_linear_swiglu", "out");
+  if (bias && bias->numel() != 2 * m) fail("norm_linear_swiglu: bias has {} entries for {} outputs", bias->numel(), 2 * m);
+  cuda::gemv_norm(ty(x.dtype), x.data, norm.data, eps, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m),
+                  as_int(k), out.data, true, stream_);
+}
+
+void CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& residual, Tensor& proj) {
+  check_matrix(x, "linear_add", "x");
+  check_matrix(w, "linear_add", "w");
+  const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
+  if (w.dim(1) != k || w.dtype != x.dtype) fail("linear_add: x [{}, {}] does not fit w [{}, {}]", n, k, m, w.dim(1));
+  check_rows(residual, n, m, "linear_add", "residual");
+  if (residual.dtype != x.dtype) fail("linear_add: the residual must be {}", dtype_name(x.dtype));
+  if (bias && bias->numel() != m) fail("linear_add: bias has {} entries for {} outputs", bias->numel(), m);
+  if (n <= cuda::kGemvMaxRows) {
+    cuda::gemv_add(ty(x.dtype), x.data, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m), as_int(k),
+                   residual.data, stream_);
+  } else if (!bias) {
+    gemm_->run(ty(x.dtype), x.data, w.data, as_int(n), as_int(m), as_int(k), residual.data, ty(x.dtype), true);
+  } else {
+    Backend::linear_add(x, w, bias, residual, proj);
+  }
 }
 
 void CudaBackend::argmax(const Tensor& logits, std::span<int32_t> out) {

@@ -68,6 +68,13 @@ __global__ void silu_mul_kernel(const T* gu, int64_t total, int d, T* out) {
   }
 }
 
+template <class T>
+__global__ void add_kernel(T* residual, const T* x, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    residual[i] = from_f<T>(to_f(residual[i]) + to_f(x[i]));
+}
+
 template <class T, class O>
 __global__ void add_bias_kernel(const T* bias, int64_t total, int m, O* out) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
@@ -128,6 +135,12 @@ void add_bias(Ty t, const void* bias, int n, int m, void* out, Ty out_t, cudaStr
     NATIVELM_DISPATCH(t, add_bias_kernel<T, T><<<grid_for(total), kThreads, 0, s>>>(
                              static_cast<const T*>(bias), total, m, static_cast<T*>(out)));
   }
+}
+
+void add(Ty t, void* residual, const void* x, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  NATIVELM_DISPATCH(t, add_kernel<T><<<grid_for(n), kThreads, 0, s>>>(static_cast<T*>(residual),
+                                                                      static_cast<const T*>(x), n));
 }
 
 void convert(Ty from, const void* src, Ty to, void* dst, int64_t n, cudaStream_t s) {

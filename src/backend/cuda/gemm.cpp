@@ -81,9 +81,9 @@ const Gemm::Plan& Gemm::plan(Ty t, Ty out_t, int n, int m, int k) {
   return *slot;
 }
 
-void Gemm::run(Ty t, const void* x, const void* w, int n, int m, int k, void* out, Ty out_t) {
+void Gemm::run(Ty t, const void* x, const void* w, int n, int m, int k, void* out, Ty out_t, bool accumulate) {
   const Plan& p = plan(t, out_t, n, m, k);
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   check_blas(cublasLtMatmul(lt(handle_), p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c,
                             &p.algo, workspace_, kWorkspaceBytes, stream_),
              "matmul");

@@ -19,8 +19,9 @@ class Gemm {
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
 
-  // f32 accumulation; f32 models stay in true f32 (no TF32).
-  void run(Ty t, const void* x, const void* w, int n, int m, int k, void* out, Ty out_t);
+  // f32 accumulation; f32 models stay in true f32 (no TF32). With
+  // accumulate, out += the product (one rounding of the sum).
+  void run(Ty t, const void* x, const void* w, int n, int m, int k, void* out, Ty out_t, bool accumulate = false);
 
  private:
   struct Plan;

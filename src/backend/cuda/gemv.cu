@@ -14,24 +14,51 @@ namespace {
 
 constexpr int kWarpsPerBlock = 8;
 
-template <class T, int N, int V>
-__device__ __forceinline__ void fma_chunk(const uint4& wv, const T* x, int rows, int k, int j, float (&acc)[N]) {
+// What the kernel does around the dot products.
+enum Mode : int {
+  kPlain = 0,
+  kNorm = 1,        // x is RMS-normalised on the fly (norm weights, per-row rstd)
+  kNormSwiglu = 2,  // kNorm, and the gate/up pair of rows gives silu(gate) * up
+  kAdd = 3,         // the result is added to out (the residual stream)
+};
+__host__ __device__ constexpr bool has_norm(int mode) { return mode == kNorm || mode == kNormSwiglu; }
+
+// The input element as the model sees it: x, or with a norm exactly what
+// the RMSNorm kernel would have written (rounded to T twice, as transformers).
+template <class T, int kMode>
+__device__ __forceinline__ float input(float x, float nw, float rstd) {
+  if constexpr (has_norm(kMode)) return round_to<T>(nw * round_to<T>(x * rstd));
+  return x;
+}
+
+template <class T, int N, int V, int kMode>
+__device__ __forceinline__ void fma_chunk(const uint4& wv, const T* x, const T* nw, const float* rstd, int rows,
+                                          int k, int j, float (&acc)[N]) {
   const T* wt = reinterpret_cast<const T*>(&wv);
+  float nf[V];
+  if constexpr (has_norm(kMode)) {
+    const uint4 nv = *reinterpret_cast<const uint4*>(nw + j);
+#pragma unroll
+    for (int e = 0; e < V; ++e) nf[e] = to_f(reinterpret_cast<const T*>(&nv)[e]);
+  }
 #pragma unroll
   for (int n = 0; n < N; ++n) {
     if (n >= rows) break;
     const uint4 xv = *reinterpret_cast<const uint4*>(x + static_cast<int64_t>(n) * k + j);
     const T* xt = reinterpret_cast<const T*>(&xv);
 #pragma unroll
-    for (int e = 0; e < V; ++e) acc[n] += to_f(wt[e]) * to_f(xt[e]);
+    for (int e = 0; e < V; ++e)
+      acc[n] += to_f(wt[e]) * input<T, kMode>(to_f(xt[e]), has_norm(kMode) ? nf[e] : 0.0f,
+                                              has_norm(kMode) ? rstd[n] : 0.0f);
   }
 }
 
-// Dot products of one weight row (and its up row with kDual) with the rows
-// of x, over this warp's share of k.
-template <class T, int N, int WPR, bool kVector, bool kDual>
-__device__ __forceinline__ void row_dots(const T* x, const T* wr, const T* wu, int rows, int k, int part,
-                                         float (&acc)[N], float (&acc_u)[N]) {
+// Dot products of one weight row (and its up row for kNormSwiglu) with the
+// rows of x, over this warp's share of k.
+template <class T, int N, int WPR, bool kVector, int kMode>
+__device__ __forceinline__ void row_dots(const T* x, const T* nw, const float* rstd, const T* wr, const T* wu,
+                                         int rows, int k, int part, float (&acc)[N], float (&acc_u)[N]) {
+  constexpr bool kDual = kMode == kNormSwiglu;
   const int lane = threadIdx.x % 32;
   if constexpr (kVector) {
     constexpr int V = 16 / sizeof(T), kBatch = kDual ? 2 : 4;
@@ -47,21 +74,24 @@ __device__ __forceinline__ void row_dots(const T* x, const T* wr, const T* wu, i
       }
 #pragma unroll
       for (int b = 0; b < kBatch; ++b) {
-        fma_chunk<T, N, V>(wv[b], x, rows, k, j + b * step, acc);
-        if constexpr (kDual) fma_chunk<T, N, V>(uv[b], x, rows, k, j + b * step, acc_u);
+        fma_chunk<T, N, V, kMode>(wv[b], x, nw, rstd, rows, k, j + b * step, acc);
+        if constexpr (kDual) fma_chunk<T, N, V, kMode>(uv[b], x, nw, rstd, rows, k, j + b * step, acc_u);
       }
     }
     for (; j < k; j += step) {
-      fma_chunk<T, N, V>(__ldg(reinterpret_cast<const uint4*>(wr + j)), x, rows, k, j, acc);
-      if constexpr (kDual) fma_chunk<T, N, V>(__ldg(reinterpret_cast<const uint4*>(wu + j)), x, rows, k, j, acc_u);
+      fma_chunk<T, N, V, kMode>(__ldg(reinterpret_cast<const uint4*>(wr + j)), x, nw, rstd, rows, k, j, acc);
+      if constexpr (kDual)
+        fma_chunk<T, N, V, kMode>(__ldg(reinterpret_cast<const uint4*>(wu + j)), x, nw, rstd, rows, k, j, acc_u);
     }
   } else {
     for (int j = part * 32 + lane; j < k; j += WPR * 32) {
       const float wf = to_f(wr[j]), uf = kDual ? to_f(wu[j]) : 0.0f;
+      const float nf = has_norm(kMode) ? to_f(nw[j]) : 0.0f;
 #pragma unroll
       for (int n = 0; n < N; ++n) {
         if (n >= rows) break;
-        const float xf = to_f(x[static_cast<int64_t>(n) * k + j]);
+        const float xf = input<T, kMode>(to_f(x[static_cast<int64_t>(n) * k + j]), nf,
+                                         has_norm(kMode) ? rstd[n] : 0.0f);
         acc[n] += wf * xf;
         if constexpr (kDual) acc_u[n] += uf * xf;
       }
@@ -93,21 +123,37 @@ __device__ __forceinline__ bool combine_parts(float (&acc)[N], float (*partial)[
 // A block of 8 warps serves 8 / WPR rows; the WPR warps of a row take
 // interleaved 16-byte chunks, so short matrices still keep enough loads in
 // flight. N: compiled row capacity (>= rows).
-template <class T, class O, int N, int WPR, bool kVector, bool kDual>
+template <class T, class O, int N, int WPR, bool kVector, int kMode>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
-                O* __restrict__ out, int m, int k, int rows) {
+    gemv_kernel(const T* __restrict__ x, const T* __restrict__ nw, float eps, const T* __restrict__ w,
+                const T* __restrict__ bias, O* __restrict__ out, int m, int k, int rows) {
   grid_dependency_wait();
+  constexpr bool kDual = kMode == kNormSwiglu;
   constexpr int kRows = kWarpsPerBlock / WPR, M = kDual ? 2 * N : N;
   __shared__ float partial[kWarpsPerBlock][M];
-  const int warp = threadIdx.x / 32;
+  __shared__ float rstd[N];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if constexpr (has_norm(kMode)) {
+    // Every block recomputes the few rows' RMS (2 KB each, from L2).
+    for (int n = warp; n < rows; n += kWarpsPerBlock) {
+      float ss = 0.0f;
+      for (int j = lane; j < k; j += 32) {
+        const float v = to_f(x[static_cast<int64_t>(n) * k + j]);
+        ss += v * v;
+      }
+      ss = warp_sum(ss);
+      if (lane == 0) rstd[n] = rsqrtf(ss / static_cast<float>(k) + eps);
+    }
+    __syncthreads();
+  }
   const int row = blockIdx.x * kRows + warp / WPR, part = warp % WPR;
   float acc[N], acc_u[N];
 #pragma unroll
   for (int n = 0; n < N; ++n) acc[n] = acc_u[n] = 0.0f;
   if (row < m) {
     const T* wr = w + static_cast<int64_t>(row) * k;
-    row_dots<T, N, WPR, kVector, kDual>(x, wr, wr + static_cast<int64_t>(m) * k, rows, k, part, acc, acc_u);
+    row_dots<T, N, WPR, kVector, kMode>(x, nw, rstd, wr, wr + static_cast<int64_t>(m) * k, rows, k, part, acc,
+                                        acc_u);
   }
   float both[M];
 #pragma unroll
@@ -116,90 +162,111 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     if constexpr (kDual) both[N + n] = acc_u[n];
   }
   if (!combine_parts<M, WPR>(both, partial) || row >= m) return;
-#pragma unroll
-  for (int n = 0; n < N; ++n) {
-    acc[n] = both[n];
-    if constexpr (kDual) acc_u[n] = both[N + n];
-  }
   const float b = bias ? to_f(bias[row]) : 0.0f;
 #pragma unroll
   for (int n = 0; n < N; ++n) {
     if (n >= rows) break;
+    O* o = out + static_cast<int64_t>(n) * m + row;
     if constexpr (kDual) {
       // Rounded as the separate projection and silu_mul kernels would round.
-      const float g = round_to<T>(acc[n] + b);
-      const float u = round_to<T>(acc_u[n] + (bias ? to_f(bias[m + row]) : 0.0f));
-      out[static_cast<int64_t>(n) * m + row] = from_f<O>(round_to<T>(g / (1.0f + __expf(-g))) * u);
+      const float g = round_to<T>(both[n] + b);
+      const float u = round_to<T>(both[N + n] + (bias ? to_f(bias[m + row]) : 0.0f));
+      *o = from_f<O>(round_to<T>(g / (1.0f + __expf(-g))) * u);
+    } else if constexpr (kMode == kAdd) {
+      *o = from_f<O>(round_to<T>(both[n] + b) + to_f(*o));
     } else {
-      out[static_cast<int64_t>(n) * m + row] = from_f<O>(acc[n] + b);
+      *o = from_f<O>(both[n] + b);
     }
   }
 }
 
-template <class T, class O, int N, int WPR, bool kDual>
-void launch_wpr(const void* x, const void* w, const void* bias, int rows, int m, int k, void* out, bool vec,
-                cudaStream_t s) {
-  const int blocks = (m + kWarpsPerBlock / WPR - 1) / (kWarpsPerBlock / WPR);
-  auto xt = static_cast<const T*>(x), wt = static_cast<const T*>(w), bt = static_cast<const T*>(bias);
-  auto ot = static_cast<O*>(out);
+struct GemvArgs {
+  const void *x, *nw;
+  float eps;
+  const void *w, *bias;
+  int rows, m, k;
+  void* out;
+};
+
+template <class T, class O, int N, int WPR, int kMode>
+void launch_wpr(const GemvArgs& g, bool vec, cudaStream_t s) {
+  const int blocks = (g.m + kWarpsPerBlock / WPR - 1) / (kWarpsPerBlock / WPR);
+  auto xt = static_cast<const T*>(g.x), nt = static_cast<const T*>(g.nw), wt = static_cast<const T*>(g.w);
+  auto bt = static_cast<const T*>(g.bias);
+  auto ot = static_cast<O*>(g.out);
   if constexpr (WPR == 1) {
     if (!vec) {
-      launch_pdl(gemv_kernel<T, O, N, 1, false, kDual>, blocks, kWarpsPerBlock * 32, 0, s, xt, wt, bt, ot, m, k, rows);
+      launch_pdl(gemv_kernel<T, O, N, 1, false, kMode>, blocks, kWarpsPerBlock * 32, 0, s, xt, nt, g.eps, wt, bt, ot,
+                 g.m, g.k, g.rows);
       return;
     }
   }
-  launch_pdl(gemv_kernel<T, O, N, WPR, true, kDual>, blocks, kWarpsPerBlock * 32, 0, s, xt, wt, bt, ot, m, k, rows);
+  launch_pdl(gemv_kernel<T, O, N, WPR, true, kMode>, blocks, kWarpsPerBlock * 32, 0, s, xt, nt, g.eps, wt, bt, ot,
+             g.m, g.k, g.rows);
 }
 
 // Warps per row: enough warps over the whole matrix to cover the GPU many
 // times (about 6000 on an H100), but no more than the row has 16-byte
 // chunks. Rows that cannot take 16-byte loads use one warp each.
-template <class T, class O, int N, bool kDual>
-void launch_n(const void* x, const void* w, const void* bias, int rows, int m, int k, void* out, cudaStream_t s) {
-  const bool vec = (k * sizeof(T)) % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  const int chunks = k / (32 * static_cast<int>(16 / sizeof(T)));
-  const int64_t rows_read = kDual ? 2 * int64_t{m} : m;
+template <class T, class O, int N, int kMode>
+void launch_n(const GemvArgs& g, cudaStream_t s) {
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const bool vec = (g.k * sizeof(T)) % 16 == 0 && aligned(g.x) && aligned(g.w) && (!g.nw || aligned(g.nw));
+  const int chunks = g.k / (32 * static_cast<int>(16 / sizeof(T)));
+  const int64_t rows_read = kMode == kNormSwiglu ? 2 * int64_t{g.m} : g.m;
   int wpr = 1;
   while (vec && wpr < 8 && rows_read * wpr < 6144 && chunks >= 2 * wpr) wpr *= 2;
   switch (wpr) {
-    case 1: launch_wpr<T, O, N, 1, kDual>(x, w, bias, rows, m, k, out, vec, s); break;
-    case 2: launch_wpr<T, O, N, 2, kDual>(x, w, bias, rows, m, k, out, vec, s); break;
-    case 4: launch_wpr<T, O, N, 4, kDual>(x, w, bias, rows, m, k, out, vec, s); break;
-    default: launch_wpr<T, O, N, 8, kDual>(x, w, bias, rows, m, k, out, vec, s); break;
+    case 1: launch_wpr<T, O, N, 1, kMode>(g, vec, s); break;
+    case 2: launch_wpr<T, O, N, 2, kMode>(g, vec, s); break;
+    case 4: launch_wpr<T, O, N, 4, kMode>(g, vec, s); break;
+    default: launch_wpr<T, O, N, 8, kMode>(g, vec, s); break;
   }
 }
 
 // Row counts round up to 1, 2, 4 or 8 compiled variants.
-template <class T, class O, bool kDual = false>
-void launch(const void* x, const void* w, const void* bias, int n, int m, int k, void* out, cudaStream_t s) {
-  if (n <= 1) {
-    launch_n<T, O, 1, kDual>(x, w, bias, n, m, k, out, s);
-  } else if (n <= 2) {
-    launch_n<T, O, 2, kDual>(x, w, bias, n, m, k, out, s);
-  } else if (n <= 4) {
-    launch_n<T, O, 4, kDual>(x, w, bias, n, m, k, out, s);
+template <class T, class O, int kMode>
+void launch(const GemvArgs& g, cudaStream_t s) {
+  if (g.rows <= 1) {
+    launch_n<T, O, 1, kMode>(g, s);
+  } else if (g.rows <= 2) {
+    launch_n<T, O, 2, kMode>(g, s);
+  } else if (g.rows <= 4) {
+    launch_n<T, O, 4, kMode>(g, s);
   } else {
-    launch_n<T, O, 8, kDual>(x, w, bias, n, m, k, out, s);
+    launch_n<T, O, 8, kMode>(g, s);
   }
 }
 
 }  // namespace
 
-void gemv_swiglu(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out,
-                 cudaStream_t s) {
+void gemv(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out, Ty out_t,
+          cudaStream_t s) {
   if (n == 0 || m == 0) return;
-  NATIVELM_DISPATCH(t, (launch<T, T, true>(x, w, bias, n, m, k, out, s)));
+  const GemvArgs g{x, nullptr, 0.0f, w, bias, n, m, k, out};
+  if (out_t == Ty::F32) {
+    NATIVELM_DISPATCH(t, (launch<T, float, kPlain>(g, s)));
+  } else {
+    NATIVELM_DISPATCH(t, (launch<T, T, kPlain>(g, s)));
+  }
 }
 
-void gemv(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out,
-          Ty out_t, cudaStream_t s) {
+void gemv_norm(Ty t, const void* x, const void* norm, float eps, const void* w, const void* bias, int n, int m,
+               int k, void* out, bool swiglu, cudaStream_t s) {
   if (n == 0 || m == 0) return;
-  if (out_t == Ty::F32) {
-    NATIVELM_DISPATCH(t, launch<T, float>(x, w, bias, n, m, k, out, s));
+  const GemvArgs g{x, norm, eps, w, bias, n, m, k, out};
+  if (swiglu) {
+    NATIVELM_DISPATCH(t, (launch<T, T, kNormSwiglu>(g, s)));
   } else {
-    NATIVELM_DISPATCH(t, launch<T, T>(x, w, bias, n, m, k, out, s));
+    NATIVELM_DISPATCH(t, (launch<T, T, kNorm>(g, s)));
   }
+}
+
+void gemv_add(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* residual,
+              cudaStream_t s) {
+  if (n == 0 || m == 0) return;
+  const GemvArgs g{x, nullptr, 0.0f, w, bias, n, m, k, residual};
+  NATIVELM_DISPATCH(t, (launch<T, T, kAdd>(g, s)));
 }
 
 }  // namespace nativelm::cuda

@@ -87,10 +87,17 @@ constexpr int kGemvMaxRows = 8;
 void gemv(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out,
           Ty out_t, cudaStream_t s);
 
-// out[n, m] = silu(x @ w[:m]^T) * (x @ w[m:]^T) for a stacked gate/up weight
-// w [2m, k] (and bias [2m]): the MLP's first half in one pass (n <= kGemvMaxRows).
-void gemv_swiglu(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out,
-                 cudaStream_t s);
+// The GEMV with rms_norm(x, norm, eps) as its input (as the RMSNorm kernel
+// would write it); with swiglu, w is a stacked gate/up weight [2m, k] (bias
+// [2m]) and out[n, m] = silu(gate) * up: the MLP's first half in one pass.
+void gemv_norm(Ty t, const void* x, const void* norm, float eps, const void* w, const void* bias, int n, int m,
+               int k, void* out, bool swiglu, cudaStream_t s);
+// residual[n, m] += x[n, k] @ w[m, k]^T (+ bias), the projection rounded to
+// Ty before the add (as transformers adds two Ty tensors).
+void gemv_add(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* residual,
+              cudaStream_t s);
+// residual += x, n elements.
+void add(Ty t, void* residual, const void* x, int64_t n, cudaStream_t s);
 
 // out[i] = first index of the maximum of logits[i, :]. scratch holds
 // rows * kArgmaxSlices (value, index) pairs.

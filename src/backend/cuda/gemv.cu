@@ -127,25 +127,12 @@ template <class T, class O, int N, int WPR, bool kVector, int kMode>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const T* __restrict__ x, const T* __restrict__ nw, float eps, const T* __restrict__ w,
                 const T* __restrict__ bias, O* __restrict__ out, int m, int k, int rows) {
+  grid_dependency_wait();
   constexpr bool kDual = kMode == kNormSwiglu;
   constexpr int kRows = kWarpsPerBlock / WPR, M = kDual ? 2 * N : N;
   __shared__ float partial[kWarpsPerBlock][M];
   __shared__ float rstd[N];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  {
-    // The weights do not depend on the previous kernel: start pulling this
-    // warp's share into L2 while that kernel finishes (see launch_pdl).
-    const int r = blockIdx.x * kRows + warp / WPR;
-    if (kVector && r < m && lane % 8 == 0) {
-      constexpr int V = 16 / sizeof(T);
-      const T* wr = w + static_cast<int64_t>(r) * k;
-      for (int j = ((warp % WPR) * 32 + lane) * V; j < k; j += WPR * 32 * V) {
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(wr + j));
-        if (kDual) asm volatile("prefetch.global.L2 [%0];" ::"l"(wr + static_cast<int64_t>(m) * k + j));
-      }
-    }
-  }
-  grid_dependency_wait();
   if constexpr (has_norm(kMode)) {
     // Every block recomputes the few rows' RMS (2 KB each, from L2).
     for (int n = warp; n < rows; n += kWarpsPerBlock) {

@@ -16,6 +16,7 @@
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
 #include "io/json_file.h"
+#include "engine/reference_dirs.h"
 
 namespace nativelm {
 namespace {
@@ -29,13 +30,7 @@ using json = nlohmann::json;
     if (!why.empty()) GTEST_SKIP() << "no usable GPU: " << why;             \
   } while (0)
 
-std::vector<fs::path> reference_dirs() {
-  std::vector<fs::path> dirs;
-  for (const auto& e : fs::directory_iterator(NATIVELM_TEST_DATA_DIR))
-    if (e.is_directory() && fs::exists(e.path() / "reference.json")) dirs.push_back(e.path());
-  std::sort(dirs.begin(), dirs.end());
-  return dirs;
-}
+using test::reference_dirs;
 
 struct Checkpoint {
   ModelConfig config;

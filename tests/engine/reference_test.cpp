@@ -16,6 +16,7 @@
 #include "engine/loaded_model.h"
 #include "engine/model_runner.h"
 #include "io/json_file.h"
+#include "engine/reference_dirs.h"
 
 namespace nativelm {
 namespace {
@@ -23,13 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::vector<fs::path> reference_dirs() {
-  std::vector<fs::path> dirs;
-  for (const auto& e : fs::directory_iterator(NATIVELM_TEST_DATA_DIR))
-    if (e.is_directory() && fs::exists(e.path() / "reference.json")) dirs.push_back(e.path());
-  std::sort(dirs.begin(), dirs.end());
-  return dirs;
-}
+using test::reference_dirs;
 
 struct Checkpoint {
   ModelConfig config;

@@ -51,6 +51,20 @@ struct QkvLayout {
   int64_t width() const { return (heads + 2 * kv_heads) * head_dim; }
 };
 
+// How to pick one row's next token from its logits: softmax(logits /
+// temperature) cut to the top_k most likely (0: all), then to the smallest
+// most-likely set holding top_p of that mass, then to tokens of at least
+// min_p times the most likely one; the draw is the token where `uniform`
+// (in [0, 1)) falls in the cumulative mass taken in vocabulary order.
+// temperature <= 1e-5 or top_k == 1: the argmax.
+struct TokenPick {
+  float temperature = 0.0f;
+  int32_t top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float uniform = 0.0f;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -159,6 +173,12 @@ class Backend {
   virtual void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) = 0;
   // out[i] = the first index of the largest value of logits[i, :] (f32).
   virtual void argmax(const Tensor& logits, std::span<int32_t> out);
+  // out[i] = the token TokenPick rows[i] picks from logits[i, :] (f32). The
+  // default copies the logits to the host.
+  virtual void sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out);
+  // Whether sample() runs where the logits are (then schedulers prefer it to
+  // copying logits back for sampled requests).
+  virtual bool samples_on_device() const { return false; }
 };
 
 struct BackendOptions {

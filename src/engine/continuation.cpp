@@ -20,11 +20,17 @@ void Continuation::mask_early_stop(std::span<float> logits) const {
     if (id >= 0 && id < static_cast<int32_t>(logits.size())) logits[id] = -std::numeric_limits<float>::infinity();
 }
 
-bool Continuation::plain_greedy() const {
+bool Continuation::plain_greedy() const { return params_.greedy() && device_pickable(); }
+
+bool Continuation::device_pickable() const {
   const SamplingParams& p = params_;
-  return p.greedy() && p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f &&
-         p.presence_penalty == 0.0f &&
+  return p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f &&
          static_cast<int32_t>(output().size()) >= p.min_new_tokens;
+}
+
+TokenPick Continuation::next_pick() {
+  if (params_.greedy()) return TokenPick{};
+  return TokenPick{params_.temperature, params_.top_k, params_.top_p, params_.min_p, sampler_.uniform()};
 }
 
 Continuation::Step Continuation::accept(int32_t token) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "engine/sampling.h"
 #include "engine/stop_checker.h"
 #include "tokenizer/tokenizer.h"
@@ -28,6 +29,13 @@ class Continuation {
   // True when the next token is simply the argmax of the model's logits (greedy,
   // no penalties, no stop tokens masked now): it can be picked on the device.
   bool plain_greedy() const;
+  // True when the next token depends on the model's logits and the sampling
+  // parameters alone (no penalties, no stop tokens masked now), so that a
+  // backend can pick it where the logits are (Backend::sample).
+  bool device_pickable() const;
+  // The parameters for that pick; draws from this request's generator when
+  // it samples.
+  TokenPick next_pick();
   int32_t sample(std::span<float> logits) { return sampler_.sample(logits, prompt(), output()); }
 
   struct Step {

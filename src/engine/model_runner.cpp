@@ -120,6 +120,14 @@ void ModelRunner::step_greedy(std::span<SeqKv* const> seqs,
   model_.backend().argmax(out, next);
 }
 
+void ModelRunner::step_sample(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
+                              std::span<const TokenPick> picks, std::vector<int32_t>& next) {
+  if (picks.size() != seqs.size()) fail("ModelRunner::step_sample: {} picks for {} sequences", picks.size(), seqs.size());
+  const Tensor out = run(seqs, tokens, false);
+  next.resize(static_cast<size_t>(out.dim(0)));
+  model_.backend().sample(out, picks, next);
+}
+
 void ModelRunner::release(SeqKv& seq) {
   for (int32_t p : seq.pages) pool_.release(p);
   seq.pages.clear();

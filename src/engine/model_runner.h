@@ -38,6 +38,9 @@ class ModelRunner {
   // where the logits are, so they never travel to the host).
   void step_greedy(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
                    std::vector<int32_t>& next);
+  // As step, picking each sequence's next token by picks[i] where the logits are.
+  void step_sample(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
+                   std::span<const TokenPick> picks, std::vector<int32_t>& next);
   // Returns the sequence's pages to the pool.
   void release(SeqKv& seq);
 

@@ -90,6 +90,11 @@ void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> 
   }
 }
 
+float Sampler::uniform() {
+  const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  return std::min(static_cast<float>(u), std::nextafter(1.0f, 0.0f));
+}
+
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt,
                         std::span<const int32_t> output) {
   apply_penalties(logits, prompt, output);

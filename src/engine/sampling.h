@@ -52,6 +52,8 @@ class Sampler {
   // `prompt` and `output` are the tokens so far, for the penalties.
   int32_t sample(std::span<float> logits, std::span<const int32_t> prompt,
                  std::span<const int32_t> output);
+  // A draw in [0, 1) from this sampler's generator (for sampling done elsewhere).
+  float uniform();
 
  private:
   void apply_penalties(std::span<float> logits, std::span<const int32_t> prompt,

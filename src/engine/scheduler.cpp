@@ -238,6 +238,10 @@ bool Scheduler::plain_greedy(const Running& r) const {
   return r.cont.plain_greedy() && r.input.logit_bias.empty() && r.input.logprobs < 0;
 }
 
+bool Scheduler::device_pickable(const Running& r) const {
+  return r.cont.device_pickable() && r.input.logit_bias.empty() && r.input.logprobs < 0;
+}
+
 void Scheduler::handle_logits(Running& r, std::span<float> logits) {
   const int32_t vocab = static_cast<int32_t>(logits.size());
   for (auto [token, bias] : r.input.logit_bias)
@@ -299,15 +303,25 @@ void Scheduler::run_step() {
   for (Running* r : batch) kvs.push_back(&r->kv);
   // When every request that samples now is plain greedy, only the chosen
   // tokens come back from the device, not [batch, vocab] logits.
-  bool greedy = true;
-  for (size_t i = 0; i < batch.size(); ++i)
-    if (batch[i]->pending() == static_cast<int64_t>(tokens[i].size()) && !plain_greedy(*batch[i]))
-      greedy = false;
+  // On a backend that samples where the logits are, requests without
+  // penalties, bias or logprobs are picked there too.
+  bool greedy = true, on_device = model_.backend->samples_on_device();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i]->pending() != static_cast<int64_t>(tokens[i].size())) continue;  // not sampling this step
+    greedy = greedy && plain_greedy(*batch[i]);
+    on_device = on_device && device_pickable(*batch[i]);
+  }
   std::vector<float> logits;
   std::vector<int32_t> next;
+  const bool picked = greedy || on_device;
   try {
     if (greedy) {
       runner_->step_greedy(kvs, tokens, next);
+    } else if (on_device) {
+      std::vector<TokenPick> picks(batch.size());
+      for (size_t i = 0; i < batch.size(); ++i)
+        if (batch[i]->pending() == static_cast<int64_t>(tokens[i].size())) picks[i] = batch[i]->cont.next_pick();
+      runner_->step_sample(kvs, tokens, picks, next);
     } else {
       runner_->step(kvs, tokens, logits);
     }
@@ -329,7 +343,7 @@ void Scheduler::run_step() {
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i]->pending() != 0) continue;  // logits predict the next token once the context is cached
     try {
-      if (greedy) {
+      if (picked) {
         handle_token(*batch[i], TokenOutput{next[i], 0.0f, {}});
       } else {
         handle_logits(*batch[i], std::span(logits).subspan(i * vocab, vocab));

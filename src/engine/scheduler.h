@@ -67,6 +67,7 @@ class Scheduler {
   // Ends the request: the final update (`u` with timeline and usage added).
   void finish(Running& r, RequestUpdate u);
   bool plain_greedy(const Running& r) const;
+  bool device_pickable(const Running& r) const;
   void handle_logits(Running& r, std::span<float> logits);
   void handle_token(Running& r, TokenOutput out);
   void reuse_prefix(Running& r);

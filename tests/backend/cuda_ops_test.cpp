@@ -291,6 +291,47 @@ TEST_P(CudaOps, OversizedAllocationSaysHowMuch) {
   }
 }
 
+// Sampling on the device draws from the same cut distribution as the
+// backend-independent reference (Backend::sample on the host): with the
+// uniforms on an even grid, each token's share of the draws matches.
+TEST(CudaSampling, DrawsFollowTheCutDistribution) {
+  const std::string why = cuda::unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "no usable GPU: " << why;
+  CudaBackend gpu{BackendOptions{}};
+  CpuBackend cpu;
+  const int64_t vocab = 50, rows = 4000;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> row(vocab);
+  for (float& v : row) v = normal(rng);
+  std::vector<float> logits;
+  for (int64_t r = 0; r < rows; ++r) logits.insert(logits.end(), row.begin(), row.end());
+  Tensor host(logits.data(), DType::F32, {rows, vocab});
+  Tensor dev = gpu.alloc(DType::F32, {rows, vocab});
+  gpu.copy_from_host(logits.data(), dev);
+  const std::vector<TokenPick> configs = {{1.0f, 0, 1.0f, 0.0f, 0},   {0.7f, 10, 1.0f, 0.0f, 0},
+                                          {1.0f, 0, 0.8f, 0.0f, 0},   {1.3f, 0, 1.0f, 0.1f, 0},
+                                          {0.8f, 20, 0.9f, 0.05f, 0}, {0.0f, 0, 1.0f, 0.0f, 0}};
+  for (const TokenPick& c : configs) {
+    std::vector<TokenPick> picks(rows, c);
+    for (int64_t r = 0; r < rows; ++r) picks[r].uniform = (static_cast<float>(r) + 0.5f) / rows;
+    std::vector<int32_t> got(rows), want(rows);
+    gpu.sample(dev, picks, got);
+    cpu.sample(host, picks, want);
+    std::vector<int> got_count(vocab), want_count(vocab);
+    for (int64_t r = 0; r < rows; ++r) {
+      ++got_count[got[r]];
+      ++want_count[want[r]];
+    }
+    for (int64_t t = 0; t < vocab; ++t) {
+      EXPECT_NEAR(got_count[t], want_count[t], 3) << "token " << t << ", temperature " << c.temperature << ", top_k "
+                                                 << c.top_k << ", top_p " << c.top_p << ", min_p " << c.min_p;
+      if (want_count[t] == 0) EXPECT_EQ(got_count[t], 0) << "token " << t << " is cut but was drawn";
+    }
+  }
+  gpu.free(dev);
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, testing::Values(DType::F32, DType::BF16, DType::F16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 

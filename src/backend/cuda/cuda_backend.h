@@ -61,6 +61,8 @@ class CudaBackend final : public Backend {
                           Tensor& normed, Tensor& gate_up, Tensor& out) override;
   void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
   void argmax(const Tensor& logits, std::span<int32_t> out) override;
+  void sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) override;
+  bool samples_on_device() const override { return true; }
 
   int64_t weight_bytes() const { return weight_bytes_; }
   int recordings() const { return static_cast<int>(graphs_.size()); }
@@ -120,6 +122,9 @@ class CudaBackend final : public Backend {
   int32_t* ids_device_ = nullptr;  // argmax results
   int32_t* ids_host_ = nullptr;
   float2* argmax_scratch_ = nullptr;
+  cuda::SampleRow* picks_device_ = nullptr;  // ids_capacity_ rows
+  cuda::SampleRow* picks_host_ = nullptr;    // pinned
+  void ensure_id_buffers(size_t rows);
   size_t ids_capacity_ = 0;
   std::map<int32_t, cudaGraphExec_t> graphs_;
 };

@@ -1,6 +1,8 @@
 // CudaBackend's ops: shape checks on the host, then one launcher each.
 #include <cuda_runtime.h>
 
+#include <cstring>
+
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm.h"
@@ -226,18 +228,45 @@ void CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bia
   }
 }
 
+static_assert(sizeof(TokenPick) == sizeof(cuda::SampleRow), "TokenPick and SampleRow share a layout");
+
+void CudaBackend::ensure_id_buffers(size_t rows) {
+  if (rows <= ids_capacity_) return;
+  if (capturing_) fail("CUDA backend: id buffers outgrew their size during graph capture");
+  check_cuda(cudaStreamSynchronize(stream_), "id buffers");
+  for (void* p : {static_cast<void*>(ids_device_), static_cast<void*>(argmax_scratch_), static_cast<void*>(picks_device_)})
+    if (p) cudaFree(p);
+  if (ids_host_) cudaFreeHost(ids_host_);
+  if (picks_host_) cudaFreeHost(picks_host_);
+  ids_capacity_ = std::max<size_t>(rows, 256);
+  ids_device_ = static_cast<int32_t*>(device_alloc(ids_capacity_ * 4, "argmax results"));
+  argmax_scratch_ = static_cast<float2*>(device_alloc(ids_capacity_ * cuda::kArgmaxSlices * sizeof(float2), "argmax scratch"));
+  picks_device_ = static_cast<cuda::SampleRow*>(device_alloc(ids_capacity_ * sizeof(cuda::SampleRow), "sampling parameters"));
+  check_cuda(cudaMallocHost(&ids_host_, ids_capacity_ * 4), "pinned argmax results");
+  check_cuda(cudaMallocHost(&picks_host_, ids_capacity_ * sizeof(cuda::SampleRow)), "pinned sampling parameters");
+}
+
+void CudaBackend::sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) {
+  if (logits.ndim != 2 || logits.dtype != DType::F32 || logits.dim(0) != static_cast<int64_t>(out.size()) ||
+      rows.size() != out.size())
+    fail("sample: logits must be f32 [{}, vocab] with one TokenPick per row", out.size());
+  for (const TokenPick& p : rows)
+    if (!(p.uniform >= 0.0f && p.uniform < 1.0f) || !(p.temperature >= 0.0f) || !(p.top_p > 0.0f && p.top_p <= 1.0f))
+      fail("sample: a TokenPick is out of range (temperature {}, top_p {}, uniform {})", p.temperature, p.top_p,
+           p.uniform);
+  ensure_id_buffers(out.size());
+  std::memcpy(picks_host_, rows.data(), rows.size_bytes());
+  check_cuda(cudaMemcpyAsync(picks_device_, picks_host_, rows.size_bytes(), cudaMemcpyHostToDevice, stream_), "sample");
+  cuda::sample(logits.as<const float>(), as_int(out.size()), as_int(logits.dim(1)), picks_device_, ids_device_, stream_);
+  check_cuda(cudaMemcpyAsync(ids_host_, ids_device_, out.size() * 4, cudaMemcpyDeviceToHost, stream_), "sample");
+  check_cuda(cudaStreamSynchronize(stream_), "sample");
+  std::copy(ids_host_, ids_host_ + out.size(), out.begin());
+}
+
 void CudaBackend::argmax(const Tensor& logits, std::span<int32_t> out) {
   if (logits.ndim != 2 || logits.dtype != DType::F32 || logits.dim(0) != static_cast<int64_t>(out.size()))
     fail("argmax: logits must be f32 [{}, vocab]", out.size());
-  if (out.size() > ids_capacity_) {
-    if (ids_device_) cudaFree(ids_device_);
-    if (ids_host_) cudaFreeHost(ids_host_);
-    ids_capacity_ = std::max<size_t>(out.size(), 256);
-    ids_device_ = static_cast<int32_t*>(device_alloc(ids_capacity_ * 4, "argmax results"));
-    if (argmax_scratch_) cudaFree(argmax_scratch_);
-    argmax_scratch_ = static_cast<float2*>(device_alloc(ids_capacity_ * cuda::kArgmaxSlices * sizeof(float2), "argmax scratch"));
-    check_cuda(cudaMallocHost(&ids_host_, ids_capacity_ * 4), "pinned argmax results");
-  }
+  ensure_id_buffers(out.size());
   cuda::argmax(logits.as<const float>(), as_int(out.size()), as_int(logits.dim(1)), ids_device_, argmax_scratch_,
                stream_);
   check_cuda(cudaMemcpyAsync(ids_host_, ids_device_, out.size() * 4, cudaMemcpyDeviceToHost, stream_), "argmax");

@@ -99,6 +99,15 @@ void gemv_add(Ty t, const void* x, const void* w, const void* bias, int n, int m
 // residual += x, n elements.
 void add(Ty t, void* residual, const void* x, int64_t n, cudaStream_t s);
 
+// One row's sampling parameters (the layout of nativelm::TokenPick).
+struct SampleRow {
+  float temperature;
+  int32_t top_k;
+  float top_p, min_p, uniform;
+};
+// out[i] = the token picks[i] draws from logits[i, :] (see TokenPick).
+void sample(const float* logits, int rows, int vocab, const SampleRow* picks, int32_t* out, cudaStream_t s);
+
 // out[i] = first index of the maximum of logits[i, :]. scratch holds
 // rows * kArgmaxSlices (value, index) pairs.
 constexpr int kArgmaxSlices = 64;

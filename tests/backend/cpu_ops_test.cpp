@@ -147,3 +147,52 @@ INSTANTIATE_TEST_SUITE_P(AllLevels, OpsTest, testing::ValuesIn(runnable_isas()),
 
 }  // namespace
 }  // namespace nativelm::test
+
+namespace nativelm::test {
+namespace {
+
+// The reference token pick (Backend::sample on the host): with uniforms on
+// an even grid, each token's share of the draws is its probability after
+// the temperature and the top-k / top-p / min-p cuts, computed here directly.
+TEST(TokenPick, DrawsFollowTheCutDistribution) {
+  const std::vector<float> logits = {2.0f, 1.0f, 0.5f, 0.0f, -1.0f, 3.0f};
+  struct Case { TokenPick pick; std::vector<double> probs; };
+  auto softmax = [&](float t, std::vector<int> keep) {
+    std::vector<double> p(logits.size(), 0.0);
+    double sum = 0;
+    for (int i : keep) sum += p[i] = std::exp(static_cast<double>(logits[i]) / t);
+    for (double& v : p) v /= sum;
+    return p;
+  };
+  const std::vector<Case> cases = {
+      {{1.0f, 0, 1.0f, 0.0f, 0}, softmax(1.0f, {0, 1, 2, 3, 4, 5})},
+      {{0.5f, 2, 1.0f, 0.0f, 0}, softmax(0.5f, {5, 0})},
+      // Probabilities at T=1: 3.0 -> 0.61, 2.0 -> 0.22, 1.0 -> 0.08: top_p 0.8 keeps the first two.
+      {{1.0f, 0, 0.8f, 0.0f, 0}, softmax(1.0f, {5, 0})},
+      // min_p 0.2 keeps tokens with at least 0.2 * e^3 mass: logits >= 3 + ln 0.2 = 1.39.
+      {{1.0f, 0, 1.0f, 0.2f, 0}, softmax(1.0f, {5, 0})},
+  };
+  const int64_t rows = 2000, vocab = static_cast<int64_t>(logits.size());
+  std::vector<float> all;
+  for (int64_t r = 0; r < rows; ++r) all.insert(all.end(), logits.begin(), logits.end());
+  Tensor t(all.data(), DType::F32, {rows, vocab});
+  CpuBackend cpu;
+  for (const Case& c : cases) {
+    std::vector<TokenPick> picks(rows, c.pick);
+    for (int64_t r = 0; r < rows; ++r) picks[r].uniform = (static_cast<float>(r) + 0.5f) / rows;
+    std::vector<int32_t> got(rows);
+    cpu.sample(t, picks, got);
+    std::vector<double> share(vocab, 0.0);
+    for (int32_t g : got) share[g] += 1.0 / rows;
+    for (int64_t i = 0; i < vocab; ++i)
+      EXPECT_NEAR(share[i], c.probs[i], 2.0 / rows) << "token " << i << ", top_k " << c.pick.top_k << ", top_p "
+                                                    << c.pick.top_p << ", min_p " << c.pick.min_p;
+  }
+  std::vector<int32_t> greedy(1);
+  const TokenPick argmax_pick[] = {TokenPick{}};
+  cpu.sample(t.rows(0, 1), argmax_pick, greedy);
+  EXPECT_EQ(greedy[0], 5);
+}
+
+}  // namespace
+}  // namespace nativelm::test

@@ -326,7 +326,9 @@ TEST(CudaSampling, DrawsFollowTheCutDistribution) {
     for (int64_t t = 0; t < vocab; ++t) {
       EXPECT_NEAR(got_count[t], want_count[t], 3) << "token " << t << ", temperature " << c.temperature << ", top_k "
                                                  << c.top_k << ", top_p " << c.top_p << ", min_p " << c.min_p;
-      if (want_count[t] == 0) EXPECT_EQ(got_count[t], 0) << "token " << t << " is cut but was drawn";
+      if (want_count[t] == 0) {
+        EXPECT_EQ(got_count[t], 0) << "token " << t << " is cut but was drawn";
+      }
     }
   }
   gpu.free(dev);

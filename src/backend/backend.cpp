@@ -45,15 +45,8 @@ Tensor Backend::upload_stacked(std::span<const Tensor> parts) {
 }
 
 void Backend::argmax(const Tensor& logits, std::span<int32_t> out) {
-  if (logits.ndim != 2 || logits.dtype != DType::F32 || logits.dim(0) != static_cast<int64_t>(out.size()))
-    fail("argmax: logits must be f32 [{}, vocab]", out.size());
-  const int64_t vocab = logits.dim(1);
-  std::vector<float> host(static_cast<size_t>(logits.numel()));
-  copy_to_host(logits, host.data());
-  for (size_t i = 0; i < out.size(); ++i) {
-    const float* row = host.data() + i * vocab;
-    out[i] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
-  }
+  const std::vector<TokenPick> greedy(out.size());  // temperature 0: the argmax
+  sample(logits, greedy, out);
 }
 
 void Backend::sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) {

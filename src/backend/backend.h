@@ -156,17 +156,13 @@ class Backend {
     linear(x, w, bias, proj);
     add(residual, proj);
   }
-  // out = linear_swiglu(rms_norm(x, norm, eps), w, bias); normed and gate_up are scratch.
+  // out[n, d] = silu_mul(linear(rms_norm(x, norm, eps), w, bias)) for a
+  // stacked gate/up weight w [2d, k]: the MLP's first half. normed and
+  // gate_up [n, 2d] are scratch.
   virtual void norm_linear_swiglu(const Tensor& x, const Tensor& norm, float eps, const Tensor& w,
                                   const Tensor* bias, Tensor& normed, Tensor& gate_up, Tensor& out) {
     rms_norm(x, norm, eps, normed);
-    linear_swiglu(normed, w, bias, gate_up, out);
-  }
-  // out[n, d] = silu_mul(linear(x, w, bias)) for a stacked gate/up weight
-  // w [2d, k]: the MLP's first half. gate_up [n, 2d] is room for the
-  // projection; a backend may fuse the two and leave it unused.
-  virtual void linear_swiglu(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& gate_up, Tensor& out) {
-    linear(x, w, bias, gate_up);
+    linear(normed, w, bias, gate_up);
     silu_mul(gate_up, out);
   }
   // out[i, :] = x[rows[i], :].

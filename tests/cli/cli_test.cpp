@@ -130,6 +130,12 @@ TEST(Cli, DefaultModelIsTheBundledDemo) {
   EXPECT_EQ(r.out, sample["generated_text"].get<std::string>() + "\n");
 }
 
+TEST(Cli, CudaGraphBatchLimitMustBePositive) {
+  auto r = nativelm("generate --model-path '" + kStories.string() + "' --prompt hi --cuda-graph-max-bs 0");
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.err, HasSubstr("--cuda-graph-max-bs"));
+}
+
 TEST(Cli, UnavailableDeviceSaysWhy) {
   bool gpu = false;
 #ifdef NATIVELM_HAVE_CUDA

@@ -1,29 +1,24 @@
 #pragma once
-// Argument checks shared by the CPU ops: a wrong shape or dtype from a caller
-// becomes an Error naming the op and the argument, never a wild write.
+// Argument checks of the CPU ops: the shared ones (backend/checks.h), plus
+// the CPU's f32 activations.
 #include <cstdint>
 
-#include "backend/tensor.h"
-#include "util/error.h"
+#include "backend/checks.h"
 
 namespace nativelm::cpu {
 
-inline void check_present(const Tensor& t, const char* op, const char* what) {
-  if (t.empty()) fail("{}: {} has no data", op, what);
-}
+using nativelm::check_present;
 
 // An f32 activation of shape [rows, cols].
 inline void check_matrix(const Tensor& t, const char* op, const char* what) {
-  check_present(t, op, what);
-  if (t.ndim != 2) fail("{}: {} must be 2-D, got {}-D", op, what, t.ndim);
+  check_2d(t, op, what);
   if (t.dtype != DType::F32) fail("{}: {} must be float32, got {}", op, what, dtype_name(t.dtype));
 }
 
 inline void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* op,
                         const char* what) {
   check_matrix(t, op, what);
-  if (t.dim(0) != rows || t.dim(1) != cols)
-    fail("{}: {} is [{}, {}], expected [{}, {}]", op, what, t.dim(0), t.dim(1), rows, cols);
+  check_dims(t, rows, cols, op, what);
 }
 
 inline void check_vector(const Tensor& t, int64_t n, const char* op, const char* what) {

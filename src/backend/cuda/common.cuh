@@ -52,8 +52,6 @@ __device__ __forceinline__ float block_sum(float v) {
   return total;
 }
 
-inline int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
-
 // Programmatic dependent launch (Hopper): a kernel launched with launch_pdl
 // may be scheduled while the kernel before it is still finishing, and waits
 // here, before reading anything, until that one is done. Between the short

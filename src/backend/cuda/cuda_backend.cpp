@@ -158,7 +158,6 @@ Tensor CudaBackend::upload_weight(const Tensor& host) {
   t.dtype = act_;
   t.data = device_alloc(static_cast<size_t>(t.bytes()), "the model's weights");
   upload_rows(host, t.data);
-  weight_bytes_ += t.bytes();
   return t;
 }
 
@@ -178,7 +177,6 @@ Tensor CudaBackend::upload_stacked(std::span<const Tensor> parts) {
     upload_rows(p, t.rows(row, p.dim(0)).data);
     row += p.dim(0);
   }
-  weight_bytes_ += t.bytes();
   return t;
 }
 
@@ -323,29 +321,16 @@ const float* CudaBackend::device_floats(std::span<const float> host) {
   return float_cache_.back().device;
 }
 
-float* CudaBackend::attention_scratch(size_t floats) {
-  if (floats > attn_scratch_floats_) {
-    if (capturing_) fail("CUDA backend: attention scratch outgrew its buffer during graph capture");
-    drop_recordings();
-    check_cuda(cudaStreamSynchronize(stream_), "attention scratch");
-    if (attn_scratch_) cudaFree(attn_scratch_);
-    attn_scratch_ = static_cast<float*>(device_alloc(floats * 4, "attention scratch"));
-    attn_scratch_floats_ = floats;
-  }
-  return attn_scratch_;
-}
-
-int* CudaBackend::attention_counters(size_t count) {
-  if (count > attn_counters_size_) {
-    if (capturing_) fail("CUDA backend: attention counters outgrew their buffer during graph capture");
-    drop_recordings();
-    check_cuda(cudaStreamSynchronize(stream_), "attention counters");
-    if (attn_counters_) cudaFree(attn_counters_);
-    attn_counters_ = static_cast<int*>(device_alloc(count * sizeof(int), "attention counters"));
-    check_cuda(cudaMemset(attn_counters_, 0, count * sizeof(int)), "attention counters");
-    attn_counters_size_ = count;
-  }
-  return attn_counters_;
+void* CudaBackend::grown(void*& buffer, size_t& capacity, size_t bytes, const char* what) {
+  if (bytes <= capacity) return buffer;
+  if (capturing_) fail("CUDA backend: {} outgrew its buffer during graph capture", what);
+  drop_recordings();
+  check_cuda(cudaStreamSynchronize(stream_), what);
+  if (buffer) cudaFree(buffer);
+  buffer = device_alloc(bytes, what);
+  check_cuda(cudaMemset(buffer, 0, bytes), what);
+  capacity = bytes;
+  return buffer;
 }
 
 // --- recordings (CUDA graphs) ---

@@ -64,7 +64,6 @@ class CudaBackend final : public Backend {
   void sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) override;
   bool samples_on_device() const override { return true; }
 
-  int64_t weight_bytes() const { return weight_bytes_; }
   int recordings() const { return static_cast<int>(graphs_.size()); }
 
  private:
@@ -88,8 +87,9 @@ class CudaBackend final : public Backend {
   // The staged copy covering `need`: this step's, or a one-off upload.
   const Staged& staged(const StepInputs& need);
   const float* device_floats(std::span<const float> host);
-  float* attention_scratch(size_t floats);
-  int* attention_counters(size_t count);
+  // A device buffer of at least `bytes`, regrown (and zeroed) when too small;
+  // regrowing drops the recordings that used the old one.
+  void* grown(void*& buffer, size_t& capacity, size_t bytes, const char* what);
   void* device_alloc(size_t bytes, const char* what);
   void upload_rows(const Tensor& host, void* dst);
   cuda::Ty ty(DType t) const { return static_cast<cuda::Ty>(t); }
@@ -104,7 +104,6 @@ class CudaBackend final : public Backend {
   void* upload_host_ = nullptr;
   cudaEvent_t upload_done_[2] = {nullptr, nullptr};
   int upload_half_ = 0;
-  int64_t weight_bytes_ = 0;
 
   Arena step_arena_, adhoc_arena_;
   Staged step_, adhoc_;
@@ -115,10 +114,10 @@ class CudaBackend final : public Backend {
     float* device = nullptr;
   };
   std::vector<HostFloats> float_cache_;  // inv_freq tables
-  float* attn_scratch_ = nullptr;
-  size_t attn_scratch_floats_ = 0;
-  int* attn_counters_ = nullptr;
-  size_t attn_counters_size_ = 0;
+  void* attn_scratch_ = nullptr;  // split-KV partial results
+  size_t attn_scratch_bytes_ = 0;
+  void* attn_counters_ = nullptr;  // split-KV merge tickets, kept zeroed
+  size_t attn_counters_bytes_ = 0;
   int32_t* ids_device_ = nullptr;  // argmax results
   int32_t* ids_host_ = nullptr;
   float2* argmax_scratch_ = nullptr;

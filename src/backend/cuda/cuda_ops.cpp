@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "backend/checks.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm.h"
@@ -14,46 +15,37 @@ using cuda::check_cuda;
 
 namespace {
 
-void check_rows(const Tensor& t, int64_t rows, int64_t cols, const char* op, const char* what) {
-  if (t.empty() || t.ndim != 2 || t.dim(0) != rows || t.dim(1) != cols)
-    fail("{}: {} must be [{}, {}]", op, what, rows, cols);
-}
-
-void check_matrix(const Tensor& t, const char* op, const char* what) {
-  if (t.empty() || t.ndim != 2) fail("{}: {} must be a present 2-d tensor", op, what);
-}
-
 int as_int(int64_t v) { return static_cast<int>(v); }
 
 }  // namespace
 
 void CudaBackend::embedding(const Tensor& table, std::span<const int32_t> ids, Tensor& out) {
-  check_matrix(table, "embedding", "table");
-  check_rows(out, static_cast<int64_t>(ids.size()), table.dim(1), "embedding", "out");
+  check_2d(table, "embedding", "table");
+  check_dims(out, static_cast<int64_t>(ids.size()), table.dim(1), "embedding", "out");
   if (table.dtype != out.dtype) fail("embedding: table and out differ in dtype");
   const Staged& s = staged({.tokens = ids});
   cuda::gather(ty(out.dtype), table.data, s.tokens, as_int(ids.size()), as_int(table.dim(1)), out.data, stream_);
 }
 
 void CudaBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) {
-  check_matrix(x, "gather_rows", "x");
-  check_rows(out, static_cast<int64_t>(rows.size()), x.dim(1), "gather_rows", "out");
+  check_2d(x, "gather_rows", "x");
+  check_dims(out, static_cast<int64_t>(rows.size()), x.dim(1), "gather_rows", "out");
   const Staged& s = staged({.logit_rows = rows});
   cuda::gather(ty(x.dtype), x.data, s.logit_rows, as_int(rows.size()), as_int(x.dim(1)), out.data, stream_);
 }
 
 void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
-  check_matrix(x, "rms_norm", "x");
-  check_rows(out, x.dim(0), x.dim(1), "rms_norm", "out");
+  check_2d(x, "rms_norm", "x");
+  check_dims(out, x.dim(0), x.dim(1), "rms_norm", "out");
   if (weight.numel() != x.dim(1)) fail("rms_norm: weight has {} entries for {} columns", weight.numel(), x.dim(1));
   if (x.dim(1) > cuda::max_norm_width()) fail("rms_norm: rows of {} exceed {}", x.dim(1), cuda::max_norm_width());
   cuda::rms_norm(ty(x.dtype), x.data, weight.data, eps, as_int(x.dim(0)), as_int(x.dim(1)), out.data, stream_);
 }
 
 void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
-  check_matrix(residual, "add_rms_norm", "residual");
-  check_rows(x, residual.dim(0), residual.dim(1), "add_rms_norm", "x");
-  check_rows(out, residual.dim(0), residual.dim(1), "add_rms_norm", "out");
+  check_2d(residual, "add_rms_norm", "residual");
+  check_dims(x, residual.dim(0), residual.dim(1), "add_rms_norm", "x");
+  check_dims(out, residual.dim(0), residual.dim(1), "add_rms_norm", "out");
   if (weight.numel() != x.dim(1)) fail("add_rms_norm: weight has {} entries for {} columns", weight.numel(), x.dim(1));
   if (x.dim(1) > cuda::max_norm_width()) fail("add_rms_norm: rows of {} exceed {}", x.dim(1), cuda::max_norm_width());
   cuda::add_rms_norm(ty(x.dtype), residual.data, x.data, weight.data, eps, as_int(x.dim(0)), as_int(x.dim(1)),
@@ -61,11 +53,11 @@ void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& 
 }
 
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
-  check_matrix(x, "linear", "x");
-  check_matrix(w, "linear", "w");
+  check_2d(x, "linear", "x");
+  check_2d(w, "linear", "w");
   const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
   if (w.dim(1) != k) fail("linear: x has {} columns but w is [{}, {}]", k, m, w.dim(1));
-  check_rows(out, n, m, "linear", "out");
+  check_dims(out, n, m, "linear", "out");
   if (x.dtype != w.dtype || (out.dtype != x.dtype && out.dtype != DType::F32))
     fail("linear: x ({}), w ({}) and out ({}) dtypes do not fit", dtype_name(x.dtype), dtype_name(w.dtype),
          dtype_name(out.dtype));
@@ -84,13 +76,13 @@ void CudaBackend::qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const 
                               const Tensor* k_norm, float eps, std::span<const int32_t> positions,
                               std::span<const float> inv_freq, std::span<const int32_t> slots, Tensor& k_pool,
                               Tensor& v_pool, Tensor& q_out) {
-  check_matrix(qkv, "qkv_prepare", "qkv");
+  check_2d(qkv, "qkv_prepare", "qkv");
   const int64_t n = qkv.dim(0), hd = layout.head_dim;
   if (hd <= 0 || hd % 2 != 0 || qkv.dim(1) != layout.width())
     fail("qkv_prepare: qkv has {} columns, the layout needs {}", qkv.dim(1), layout.width());
-  check_rows(q_out, n, layout.heads * hd, "qkv_prepare", "q_out");
-  check_matrix(k_pool, "qkv_prepare", "k_pool");
-  check_rows(v_pool, k_pool.dim(0), layout.kv_heads * hd, "qkv_prepare", "v_pool");
+  check_dims(q_out, n, layout.heads * hd, "qkv_prepare", "q_out");
+  check_2d(k_pool, "qkv_prepare", "k_pool");
+  check_dims(v_pool, k_pool.dim(0), layout.kv_heads * hd, "qkv_prepare", "v_pool");
   if (k_pool.dim(1) != layout.kv_heads * hd || k_pool.dtype != qkv.dtype || v_pool.dtype != qkv.dtype)
     fail("qkv_prepare: the pools must be [slots, {}] of {}", layout.kv_heads * hd, dtype_name(qkv.dtype));
   if (static_cast<int64_t>(positions.size()) != n || static_cast<int64_t>(slots.size()) != n)
@@ -120,15 +112,15 @@ void CudaBackend::qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const 
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const AttentionBatch& batch,
                             int64_t head_dim, float scale, Tensor& out) {
-  check_matrix(q, "attention", "q");
-  check_matrix(k_pool, "attention", "k_pool");
+  check_2d(q, "attention", "q");
+  check_2d(k_pool, "attention", "k_pool");
   const int64_t n = q.dim(0), kv_dim = k_pool.dim(1);
   if (head_dim <= 0 || head_dim > 256 || q.dim(1) % head_dim != 0 || kv_dim % head_dim != 0)
     fail("attention: q ({}) and kv ({}) columns must be whole heads of {} (at most 256)", q.dim(1), kv_dim, head_dim);
   const int64_t heads = q.dim(1) / head_dim, kv_heads = kv_dim / head_dim;
   if (heads % kv_heads != 0) fail("attention: {} query heads are not a multiple of {} kv heads", heads, kv_heads);
-  check_rows(v_pool, k_pool.dim(0), kv_dim, "attention", "v_pool");
-  check_rows(out, n, q.dim(1), "attention", "out");
+  check_dims(v_pool, k_pool.dim(0), kv_dim, "attention", "v_pool");
+  check_dims(out, n, q.dim(1), "attention", "out");
   if (static_cast<int64_t>(batch.slots.size()) != n) fail("attention: {} slots for {} rows", batch.slots.size(), n);
   if (batch.page_size <= 0) fail("attention: page size {}", batch.page_size);
   const bool staged_now = in_step_ && &batch == step_.attention;
@@ -151,8 +143,11 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor&
   float* partial = nullptr;
   int* counters = nullptr;
   if (splits > 1) {
-    partial = attention_scratch(static_cast<size_t>(n * heads * splits * (head_dim + 2)));
-    counters = attention_counters(static_cast<size_t>(n * heads));
+    partial = static_cast<float*>(grown(attn_scratch_, attn_scratch_bytes_,
+                                       static_cast<size_t>(n * heads * splits * (head_dim + 2)) * sizeof(float),
+                                       "attention scratch"));
+    counters = static_cast<int*>(grown(attn_counters_, attn_counters_bytes_,
+                                       static_cast<size_t>(n * heads) * sizeof(int), "attention counters"));
   }
   cuda::AttentionArgs a{q.data, k_pool.data, v_pool.data, out.data, s.row_seq, s.seqs, s.pages, partial, counters,
                         as_int(n), as_int(heads), as_int(kv_heads), as_int(head_dim), s.page_size, splits, scale,
@@ -161,15 +156,15 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor&
 }
 
 void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
-  check_matrix(gate_up, "silu_mul", "gate_up");
+  check_2d(gate_up, "silu_mul", "gate_up");
   if (gate_up.dim(1) % 2 != 0) fail("silu_mul: gate_up has an odd number of columns");
-  check_rows(out, gate_up.dim(0), gate_up.dim(1) / 2, "silu_mul", "out");
+  check_dims(out, gate_up.dim(0), gate_up.dim(1) / 2, "silu_mul", "out");
   cuda::silu_mul(ty(out.dtype), gate_up.data, as_int(gate_up.dim(0)), as_int(gate_up.dim(1) / 2), out.data, stream_);
 }
 
 void CudaBackend::add(Tensor& residual, const Tensor& x) {
-  check_matrix(residual, "add", "residual");
-  check_rows(x, residual.dim(0), residual.dim(1), "add", "x");
+  check_2d(residual, "add", "residual");
+  check_dims(x, residual.dim(0), residual.dim(1), "add", "x");
   cuda::add(ty(residual.dtype), residual.data, x.data, residual.numel(), stream_);
 }
 
@@ -178,8 +173,8 @@ void CudaBackend::add(Tensor& residual, const Tensor& x) {
 // itself (beta = 1).
 void CudaBackend::norm_linear(const Tensor& x, const Tensor& norm, float eps, const Tensor& w, const Tensor* bias,
                               Tensor& normed, Tensor& out) {
-  check_matrix(x, "norm_linear", "x");
-  check_matrix(w, "norm_linear", "w");
+  check_2d(x, "norm_linear", "x");
+  check_2d(w, "norm_linear", "w");
   const int64_t n = x.dim(0), k = x.dim(1);
   if (n > cuda::kGemvMaxRows || out.dtype != x.dtype) {
     Backend::norm_linear(x, norm, eps, w, bias, normed, out);
@@ -187,7 +182,7 @@ void CudaBackend::norm_linear(const Tensor& x, const Tensor& norm, float eps, co
   }
   if (w.dim(1) != k || w.dtype != x.dtype || norm.numel() != k)
     fail("norm_linear: x [{}, {}] does not fit w [{}, {}] and a norm of {}", n, k, w.dim(0), w.dim(1), norm.numel());
-  check_rows(out, n, w.dim(0), "norm_linear", "out");
+  check_dims(out, n, w.dim(0), "norm_linear", "out");
   if (bias && bias->numel() != w.dim(0)) fail("norm_linear: bias has {} entries for {} outputs", bias->numel(), w.dim(0));
   cuda::gemv_norm(ty(x.dtype), x.data, norm.data, eps, w.data, bias ? bias->data : nullptr, as_int(n),
                   as_int(w.dim(0)), as_int(k), out.data, false, stream_);
@@ -195,8 +190,8 @@ void CudaBackend::norm_linear(const Tensor& x, const Tensor& norm, float eps, co
 
 void CudaBackend::norm_linear_swiglu(const Tensor& x, const Tensor& norm, float eps, const Tensor& w,
                                      const Tensor* bias, Tensor& normed, Tensor& gate_up, Tensor& out) {
-  check_matrix(x, "norm_linear_swiglu", "x");
-  check_matrix(w, "norm_linear_swiglu", "w");
+  check_2d(x, "norm_linear_swiglu", "x");
+  check_2d(w, "norm_linear_swiglu", "w");
   const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0) / 2;
   if (n > cuda::kGemvMaxRows || out.dtype != x.dtype) {
     Backend::norm_linear_swiglu(x, norm, eps, w, bias, normed, gate_up, out);
@@ -204,18 +199,18 @@ void CudaBackend::norm_linear_swiglu(const Tensor& x, const Tensor& norm, float 
   }
   if (w.dim(0) % 2 != 0 || w.dim(1) != k || w.dtype != x.dtype || norm.numel() != k)
     fail("norm_linear_swiglu: x [{}, {}] does not fit the stacked w [{}, {}]", n, k, w.dim(0), w.dim(1));
-  check_rows(out, n, m, "norm_linear_swiglu", "out");
+  check_dims(out, n, m, "norm_linear_swiglu", "out");
   if (bias && bias->numel() != 2 * m) fail("norm_linear_swiglu: bias has {} entries for {} outputs", bias->numel(), 2 * m);
   cuda::gemv_norm(ty(x.dtype), x.data, norm.data, eps, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m),
                   as_int(k), out.data, true, stream_);
 }
 
 void CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& residual, Tensor& proj) {
-  check_matrix(x, "linear_add", "x");
-  check_matrix(w, "linear_add", "w");
+  check_2d(x, "linear_add", "x");
+  check_2d(w, "linear_add", "w");
   const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
   if (w.dim(1) != k || w.dtype != x.dtype) fail("linear_add: x [{}, {}] does not fit w [{}, {}]", n, k, m, w.dim(1));
-  check_rows(residual, n, m, "linear_add", "residual");
+  check_dims(residual, n, m, "linear_add", "residual");
   if (residual.dtype != x.dtype) fail("linear_add: the residual must be {}", dtype_name(x.dtype));
   if (bias && bias->numel() != m) fail("linear_add: bias has {} entries for {} outputs", bias->numel(), m);
   if (n <= cuda::kGemvMaxRows) {

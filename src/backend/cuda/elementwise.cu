@@ -1,5 +1,5 @@
 // Row gathers, RMSNorm (plain and fused with the residual add), SiLU-and-mul,
-// bias and dtype conversion: memory-bound one-pass kernels.
+// residual and bias adds: memory-bound one-pass kernels.
 #include "backend/cuda/common.cuh"
 
 namespace nativelm::cuda {
@@ -82,13 +82,6 @@ __global__ void add_bias_kernel(const T* bias, int64_t total, int m, O* out) {
     out[i] = from_f<O>(to_f(out[i]) + to_f(bias[i % m]));
 }
 
-template <class S, class D>
-__global__ void convert_kernel(const S* src, D* dst, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dst[i] = from_f<D>(to_f(src[i]));
-}
-
 int grid_for(int64_t total) {
   const int64_t blocks = (total + kThreads - 1) / kThreads;
   return static_cast<int>(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
@@ -141,15 +134,6 @@ void add(Ty t, void* residual, const void* x, int64_t n, cudaStream_t s) {
   if (n == 0) return;
   NATIVELM_DISPATCH(t, add_kernel<T><<<grid_for(n), kThreads, 0, s>>>(static_cast<T*>(residual),
                                                                       static_cast<const T*>(x), n));
-}
-
-void convert(Ty from, const void* src, Ty to, void* dst, int64_t n, cudaStream_t s) {
-  if (n == 0) return;
-  NATIVELM_DISPATCH(from, {
-    using S = T;
-    NATIVELM_DISPATCH(to, convert_kernel<S, T><<<grid_for(n), kThreads, 0, s>>>(
-                              static_cast<const S*>(src), static_cast<T*>(dst), n));
-  });
 }
 
 void enable_overlapped_launch(bool on) { pdl_enabled() = on; }

@@ -29,8 +29,6 @@ int max_norm_width();
 void silu_mul(Ty t, const void* gu, int n, int d, void* out, cudaStream_t s);
 // out[n, m] += bias[m].
 void add_bias(Ty t, const void* bias, int n, int m, void* out, Ty out_t, cudaStream_t s);
-// Converts n elements.
-void convert(Ty from, const void* src, Ty to, void* dst, int64_t n, cudaStream_t s);
 
 struct QkvArgs {
   const void* qkv;     // [n, (heads + 2 kv_heads) * head_dim]

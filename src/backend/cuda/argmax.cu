@@ -40,6 +40,7 @@ __device__ void block_best(float& v, int& idx) {
 // Stage one: each of kArgmaxSlices blocks per row scans a slice.
 __global__ void argmax_slices(const float* logits, int vocab, float2* scratch) {
   grid_dependency_wait();
+  grid_dependency_trigger();
   const int row = blockIdx.y, slice = blockIdx.x;
   const int per = (vocab + kArgmaxSlices - 1) / kArgmaxSlices;
   const int begin = slice * per, end = min(vocab, begin + per);
@@ -54,6 +55,7 @@ __global__ void argmax_slices(const float* logits, int vocab, float2* scratch) {
 // Stage two: one warp per row over the slices' results.
 __global__ void argmax_rows(const float2* scratch, int vocab, int32_t* out) {
   grid_dependency_wait();
+  grid_dependency_trigger();
   const int row = blockIdx.x, lane = threadIdx.x;
   float v = -FLT_MAX;
   int idx = INT_MAX;

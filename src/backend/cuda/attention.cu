@@ -1,11 +1,12 @@
-// Causal attention over the paged KV pools, one kernel for decode and
-// prefill rows alike. A block serves one query row and up to kMaxHeads query
-// heads that share a kv head (GQA: each K/V row is read once for all of
-// them), over one chunk of the visible positions (split-KV, "flash
-// decoding"); its warps stream positions with an online softmax and are
-// merged in shared memory. When a row used more than one chunk, a second
-// kernel merges the chunks' partial results.
+// Causal attention over the paged KV pools. Rows of long prompts go to a
+// tensor-core tile kernel, the others to the lanes kernel (16-bit K/V, head
+// size 64 or 128: lanes take positions) or else to the general kernel.
+// Both of those serve one query row and up to kMaxHeads query heads that
+// share a kv head (GQA: each K/V row is read once for all of them) per
+// block, over one chunk of the visible positions (split-KV, "flash
+// decoding"); the chunks of a row are merged by the last of its blocks.
 #include <cmath>
+#include <type_traits>
 
 #include <mma.h>
 
@@ -24,10 +25,11 @@ struct RowRange {
   int visible, chunk, used;
 };
 
-__device__ __forceinline__ RowRange row_range(const AttentionArgs& a, int row, const SeqInfo& si) {
+__device__ __forceinline__ RowRange row_range(const AttentionArgs& a, int row, const SeqInfo& si,
+                                              int min_chunk = kMinChunk) {
   RowRange r;
   r.visible = si.kv_len - si.q_len + (row - si.q_begin) + 1;
-  r.chunk = max((r.visible + a.splits - 1) / a.splits, kMinChunk);
+  r.chunk = max((r.visible + a.splits - 1) / a.splits, min_chunk);
   r.used = (r.visible + r.chunk - 1) / r.chunk;
   return r;
 }
@@ -54,13 +56,96 @@ __device__ __forceinline__ void load_part(const T* row, int lane, int hd, float 
   }
 }
 
-template <class T, int EPL>
-__global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hpb) {
-  grid_dependency_wait();
+// The end of a (row, head group, chunk) block: its warps' online-softmax
+// states (m, l and acc over the lane's EPL consecutive elements of each
+// head) merge in shared memory; a row split over several chunks writes its
+// partial result, and the last of its blocks to finish merges them all (no
+// second kernel). The counter goes back to 0 for the next step.
+template <class T, int EPL, int H>
+__device__ __forceinline__ void finish_chunk(const AttentionArgs& a, int row, int h0, int hpb, int split, int used,
+                                             const float (&m)[H], const float (&l)[H], const float (&acc)[H][EPL]) {
   __shared__ float sm_m[kWarps][kMaxHeads], sm_l[kWarps][kMaxHeads];
   __shared__ float sm_acc[kWarps][kMaxHeads][kMaxHeadDim];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = a.head_dim;
+#pragma unroll
+  for (int g = 0; g < H; ++g) {
+    if (g >= hpb) break;
+    if (lane == 0) {
+      sm_m[warp][g] = m[g];
+      sm_l[warp][g] = l[g];
+    }
+#pragma unroll
+    for (int e = 0; e < EPL; ++e)
+      if (lane * EPL + e < hd) sm_acc[warp][g][lane * EPL + e] = acc[g][e];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < hpb * hd; idx += blockDim.x) {
+    const int g = idx / hd, d = idx % hd;
+    float mx = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w][g]);
+    float sum = 0.0f, val = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+      const float f = sm_m[w][g] == -INFINITY ? 0.0f : __expf(sm_m[w][g] - mx);
+      sum += sm_l[w][g] * f;
+      val += sm_acc[w][g][d] * f;
+    }
+    const int h = h0 + g;
+    if (used == 1) {
+      static_cast<T*>(a.out)[static_cast<int64_t>(row) * a.heads * hd + h * hd + d] = from_f<T>(val / sum);
+    } else {
+      float* part = a.partial + ((static_cast<int64_t>(row) * a.heads + h) * a.splits + split) * (hd + 2);
+      if (d == 0) {
+        part[0] = mx;
+        part[1] = sum;
+      }
+      part[2 + d] = val;
+    }
+  }
+  if (used == 1) return;
+  __shared__ int ticket;
+  __shared__ float weight[32];
+  __shared__ float total;
+  __threadfence();
+  __syncthreads();
+  int* counter = a.counters + row * gridDim.y + blockIdx.y;
+  if (threadIdx.x == 0) ticket = atomicAdd(counter, 1);
+  __syncthreads();
+  if (ticket != used - 1) return;
+  __threadfence();
+  for (int g = 0; g < hpb; ++g) {
+    const int h = h0 + g;
+    const float* part = a.partial + (static_cast<int64_t>(row) * a.heads + h) * a.splits * (hd + 2);
+    if (warp == 0) {
+      const int s = lane;  // splits <= 32
+      const float m = s < used ? __ldcg(part + s * (hd + 2)) : -INFINITY;
+      const float mx = warp_max(m);
+      const float w = s < used ? __expf(m - mx) : 0.0f;
+      const float sum = warp_sum(s < used ? __ldcg(part + s * (hd + 2) + 1) * w : 0.0f);
+      weight[s] = w;
+      if (s == 0) total = sum;
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+      float val = 0.0f;
+      for (int s0 = 0; s0 < used; s0 += 8) {  // eight loads in flight at a time
+        float pv[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) pv[i] = s0 + i < used ? __ldcg(part + (s0 + i) * (hd + 2) + 2 + d) : 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) val += s0 + i < used ? pv[i] * weight[s0 + i] : 0.0f;
+      }
+      static_cast<T*>(a.out)[static_cast<int64_t>(row) * a.heads * hd + h * hd + d] = from_f<T>(val / total);
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *counter = 0;
+}
+
+template <class T, int EPL>
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hpb) {
   const int row = blockIdx.x, h0 = blockIdx.y * hpb, split = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  // The step's metadata does not depend on the kernel before this one.
   const SeqInfo si = a.seqs[a.row_seq[row]];
   if (a.num_tiles > 0 && si.q_len >= kPrefillMinRows) return;  // the tensor-core kernel's
   const RowRange rr = row_range(a, row, si);
@@ -68,6 +153,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   const int p0 = split * rr.chunk, p1 = min(rr.visible, p0 + rr.chunk);
   const int hd = a.head_dim, kv_dim = a.kv_heads * hd;
   const int kvh = h0 / (a.heads / a.kv_heads);
+  grid_dependency_wait();
+  grid_dependency_trigger();
 
   float q[kMaxHeads][EPL], acc[kMaxHeads][EPL], m[kMaxHeads], l[kMaxHeads];
   const T* qrow = static_cast<const T*>(a.q) + static_cast<int64_t>(row) * a.heads * hd;
@@ -117,74 +204,116 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
       }
     }
   }
+  finish_chunk<T, EPL, kMaxHeads>(a, row, h0, hpb, split, rr.used, m, l, acc);
+}
+
+// Decode with 16-bit K/V and head_dim 64 or 128: lanes take positions. Each
+// lane holds one position's whole K row and scores it against the block's
+// q heads (from shared memory) with no shuffles; the warp's 32 positions
+// then take one softmax step, and P V runs with each lane owning HD / 32
+// output elements, the V rows' loads all in flight at once. The K/V rows
+// cached by earlier steps are loaded before the kernel waits for q.
+constexpr int kLaneChunk = kWarps * 32;
+
+template <class T, int HD, int HPB>
+__global__ void __launch_bounds__(kWarps * 32) lanes_kernel(AttentionArgs a) {
+  constexpr int hpb = HPB;
+  constexpr int EPL = HD / 32, KC = HD * static_cast<int>(sizeof(T)) / 16;
+  using VT = std::conditional_t<EPL * sizeof(T) == 8, uint2, uint32_t>;
+  __shared__ __align__(16) float sq[HPB * HD];
+  const int row = blockIdx.x, h0 = blockIdx.y * hpb, split = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const SeqInfo si = a.seqs[a.row_seq[row]];
+  if (a.num_tiles > 0 && si.q_len >= kPrefillMinRows) return;  // the tensor-core kernel's
+  const RowRange rr = row_range(a, row, si, kLaneChunk);
+  if (split >= rr.used) return;
+  const int p0 = split * rr.chunk, p1 = min(rr.visible, p0 + rr.chunk);
+  const int kv_dim = a.kv_heads * HD, kvh = h0 / (a.heads / a.kv_heads);
+  const int cached = si.kv_len - si.q_len;  // rows written before this step
+  const T* k_base = static_cast<const T*>(a.k_pool) + kvh * HD;
+  const T* v_base = static_cast<const T*>(a.v_pool) + kvh * HD + lane * EPL;
+  uint4 kr[KC];
+  VT vr[32];
+  // Rows base .. base + 31 (clamped to the chunk); with fresh_only, just
+  // those written by this step.
+  const auto load = [&](int base, bool fresh_only) {
+    const int p = min(base + lane, p1 - 1);
+    const int slot = a.pages[si.page_off + p / a.page_size] * a.page_size + p % a.page_size;
+    if (!fresh_only || p >= cached) {
+      const uint4* kp = reinterpret_cast<const uint4*>(k_base + static_cast<int64_t>(slot) * kv_dim);
 #pragma unroll
-  for (int g = 0; g < kMaxHeads; ++g) {
-    if (g >= hpb) break;
-    if (lane == 0) {
-      sm_m[warp][g] = m[g];
-      sm_l[warp][g] = l[g];
+      for (int c = 0; c < KC; ++c) kr[c] = kp[c];
     }
 #pragma unroll
-    for (int e = 0; e < EPL; ++e)
-      if (lane * EPL + e < hd) sm_acc[warp][g][lane * EPL + e] = acc[g][e];
-  }
+    for (int j = 0; j < 32; ++j) {
+      const int sj = __shfl_sync(0xffffffffu, slot, j);
+      if (!fresh_only || min(base + j, p1 - 1) >= cached)
+        vr[j] = *reinterpret_cast<const VT*>(v_base + static_cast<int64_t>(sj) * kv_dim);
+    }
+  };
+  int base = p0 + warp * 32;
+  bool loaded = base < p1;
+  if (loaded) load(base, false);
+  grid_dependency_wait();
+  grid_dependency_trigger();
+
+  const T* qrow = static_cast<const T*>(a.q) + static_cast<int64_t>(row) * a.heads * HD + h0 * HD;
+  for (int i = threadIdx.x; i < hpb * HD; i += blockDim.x) sq[i] = to_f(qrow[i]) * a.scale;
   __syncthreads();
-  for (int idx = threadIdx.x; idx < hpb * hd; idx += blockDim.x) {
-    const int g = idx / hd, d = idx % hd;
-    float mx = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w][g]);
-    float sum = 0.0f, val = 0.0f;
-    for (int w = 0; w < kWarps; ++w) {
-      const float f = sm_m[w][g] == -INFINITY ? 0.0f : __expf(sm_m[w][g] - mx);
-      sum += sm_l[w][g] * f;
-      val += sm_acc[w][g][d] * f;
+  float m[HPB], l[HPB], acc[HPB][EPL];
+#pragma unroll
+  for (int g = 0; g < HPB; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
+  }
+  for (; base < p1; base += kLaneChunk) {
+    if (!loaded) {
+      load(base, false);
+    } else if (min(base + 31, p1 - 1) >= cached) {
+      load(base, true);
     }
-    const int h = h0 + g;
-    if (rr.used == 1) {
-      static_cast<T*>(a.out)[static_cast<int64_t>(row) * a.heads * hd + h * hd + d] = from_f<T>(val / sum);
-    } else {
-      float* part = a.partial + ((static_cast<int64_t>(row) * a.heads + h) * a.splits + split) * (hd + 2);
-      if (d == 0) {
-        part[0] = mx;
-        part[1] = sum;
+    loaded = false;
+    const bool valid = base + lane < p1;
+    float pg[HPB];
+#pragma unroll
+    for (int g = 0; g < HPB; ++g) {
+      if (g >= hpb) break;
+      const float4* qg = reinterpret_cast<const float4*>(sq + g * HD);
+      float sc = 0.0f;
+#pragma unroll
+      for (int c = 0; c < KC; ++c) {
+        const T* kt = reinterpret_cast<const T*>(&kr[c]);
+        const float4 qa = qg[2 * c], qb = qg[2 * c + 1];
+        sc += qa.x * to_f(kt[0]) + qa.y * to_f(kt[1]) + qa.z * to_f(kt[2]) + qa.w * to_f(kt[3]) +
+              qb.x * to_f(kt[4]) + qb.y * to_f(kt[5]) + qb.z * to_f(kt[6]) + qb.w * to_f(kt[7]);
       }
-      part[2 + d] = val;
+      sc = valid ? sc : -INFINITY;
+      const float m_new = fmaxf(m[g], warp_max(sc));
+      const float corr = __expf(m[g] - m_new);
+      pg[g] = valid ? __expf(sc - m_new) : 0.0f;
+      l[g] = l[g] * corr + warp_sum(pg[g]);
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) acc[g][e] *= corr;
+      m[g] = m_new;
+    }
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      const T* vt = reinterpret_cast<const T*>(&vr[j]);
+      float vf[EPL];
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) vf[e] = to_f(vt[e]);
+#pragma unroll
+      for (int g = 0; g < HPB; ++g) {
+        if (g >= hpb) break;
+        const float pj = __shfl_sync(0xffffffffu, pg[g], j);
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[g][e] += pj * vf[e];
+      }
     }
   }
-  if (rr.used == 1) return;
-  // Split rows: the last of the row's blocks to finish merges the chunks
-  // (no second kernel). The counter goes back to 0 for the next step.
-  __shared__ int ticket;
-  __shared__ float weight[32];
-  __shared__ float total;
-  __threadfence();
-  __syncthreads();
-  int* counter = a.counters + row * gridDim.y + blockIdx.y;
-  if (threadIdx.x == 0) ticket = atomicAdd(counter, 1);
-  __syncthreads();
-  if (ticket != rr.used - 1) return;
-  __threadfence();
-  for (int g = 0; g < hpb; ++g) {
-    const int h = h0 + g;
-    const float* part = a.partial + (static_cast<int64_t>(row) * a.heads + h) * a.splits * (hd + 2);
-    if (warp == 0) {
-      const int s = lane;  // splits <= 32
-      const float m = s < rr.used ? __ldcg(part + s * (hd + 2)) : -INFINITY;
-      const float mx = warp_max(m);
-      const float w = s < rr.used ? __expf(m - mx) : 0.0f;
-      const float sum = warp_sum(s < rr.used ? __ldcg(part + s * (hd + 2) + 1) * w : 0.0f);
-      weight[s] = w;
-      if (s == 0) total = sum;
-    }
-    __syncthreads();
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-      float val = 0.0f;
-      for (int s = 0; s < rr.used; ++s) val += __ldcg(part + s * (hd + 2) + 2 + d) * weight[s];
-      static_cast<T*>(a.out)[static_cast<int64_t>(row) * a.heads * hd + h * hd + d] = from_f<T>(val / total);
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *counter = 0;
+  finish_chunk<T, EPL, HPB>(a, row, h0, hpb, split, rr.used, m, l, acc);
 }
 
 // Prefill: a block takes kPrefillTile query rows of one sequence and one
@@ -374,6 +503,18 @@ void launch_prefill(const AttentionArgs& a, cudaStream_t s) {
   prefill_kernel<T, HD><<<dim3(a.num_tiles, a.heads), kTileWarps * 32, bytes, s>>>(a);
 }
 
+// Heads per block as a compile-time count (1, 2 or 4), so the lanes
+// kernel's per-head state fits in registers.
+template <class T, int HD>
+void launch_lanes(const AttentionArgs& a, int hpb, cudaStream_t s) {
+  const dim3 grid(a.rows, a.heads / hpb, a.splits);
+  switch (hpb) {
+    case 1: launch_pdl(lanes_kernel<T, HD, 1>, grid, kWarps * 32, 0, s, a); break;
+    case 2: launch_pdl(lanes_kernel<T, HD, 2>, grid, kWarps * 32, 0, s, a); break;
+    default: launch_pdl(lanes_kernel<T, HD, 4>, grid, kWarps * 32, 0, s, a); break;
+  }
+}
+
 template <class T, int EPL>
 void launch(const AttentionArgs& a, int hpb, cudaStream_t s) {
   const dim3 grid(a.rows, a.heads / hpb, a.splits);
@@ -400,6 +541,16 @@ void attention(Ty t, const AttentionArgs& a, cudaStream_t s) {
     } else {
       a.head_dim == 64 ? launch_prefill<__nv_bfloat16, 64>(a, s) : launch_prefill<__nv_bfloat16, 128>(a, s);
     }
+  }
+  // The lanes kernel keeps a K row and 32 V slices per lane in registers;
+  // more heads per block than this would spill.
+  if (t != Ty::F32 && (a.head_dim == 64 || a.head_dim == 128) && (hpb & (hpb - 1)) == 0 && hpb * a.head_dim <= 256) {
+    if (t == Ty::F16) {
+      a.head_dim == 64 ? launch_lanes<__half, 64>(a, hpb, s) : launch_lanes<__half, 128>(a, hpb, s);
+    } else {
+      a.head_dim == 64 ? launch_lanes<__nv_bfloat16, 64>(a, hpb, s) : launch_lanes<__nv_bfloat16, 128>(a, hpb, s);
+    }
+    return;
   }
   NATIVELM_DISPATCH(t, {
     if (a.head_dim <= 32) {

@@ -62,6 +62,16 @@ __device__ __forceinline__ void grid_dependency_wait() {
 #endif
 }
 
+// Lets the next kernel in the stream be scheduled now (its blocks then sit in
+// their grid_dependency_wait). Called right after a kernel's own wait, so
+// at most one kernel runs ahead and its prologue (page lookups, weight
+// prefetches) overlaps this kernel's work.
+__device__ __forceinline__ void grid_dependency_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // Whether launch_pdl asks for overlap (sm_90 and newer; set by the backend).
 bool& pdl_enabled();
 

@@ -88,6 +88,7 @@ void CudaBackend::qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const 
   if (static_cast<int64_t>(positions.size()) != n || static_cast<int64_t>(slots.size()) != n)
     fail("qkv_prepare: {} positions and {} slots for {} rows", positions.size(), slots.size(), n);
   if (static_cast<int64_t>(inv_freq.size()) != hd / 2) fail("qkv_prepare: inv_freq must have head_dim / 2 entries");
+  if (hd > 256) fail("qkv_prepare: head_dim {} is above the 256 this backend supports", hd);
   if ((q_norm == nullptr) != (k_norm == nullptr)) fail("qkv_prepare: q_norm and k_norm go together");
   const float* freq = device_floats(inv_freq);
   const int32_t *pos = nullptr, *slot = nullptr;

@@ -11,6 +11,7 @@ constexpr int kThreads = 256;
 template <class T>
 __global__ void gather_kernel(const T* table, const int32_t* ids, int d, T* out) {
   grid_dependency_wait();
+  grid_dependency_trigger();
   const T* src = table + static_cast<int64_t>(ids[blockIdx.x]) * d;
   T* dst = out + static_cast<int64_t>(blockIdx.x) * d;
   for (int j = threadIdx.x; j < d; j += blockDim.x) dst[j] = src[j];
@@ -24,6 +25,7 @@ template <class T>
 __global__ void norm_kernel(T* __restrict__ residual, const T* __restrict__ x, const T* __restrict__ w, float eps,
                             int d, T* __restrict__ out) {
   grid_dependency_wait();
+  grid_dependency_trigger();
   const int64_t row = static_cast<int64_t>(blockIdx.x) * d;
   float v[kPer], r[kPer];
   // All loads first, so they are in flight together.

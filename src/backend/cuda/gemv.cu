@@ -53,35 +53,47 @@ __device__ __forceinline__ void fma_chunk(const uint4& wv, const T* x, const T* 
   }
 }
 
+// A warp's kBatch 16-byte chunks of a weight row (and of its up row for
+// kNormSwiglu) at j, j + step, ...; chunks past k are zero.
+template <class T, int kMode>
+struct Chunks {
+  static constexpr bool kDual = kMode == kNormSwiglu;
+  static constexpr int kBatch = kDual ? 2 : 4;
+  uint4 w[kBatch], u[kBatch];
+
+  __device__ __forceinline__ void load(const T* wr, const T* wu, int j, int step, int k) {
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const bool in = j + b * step < k;
+      w[b] = in ? __ldg(reinterpret_cast<const uint4*>(wr + j + b * step)) : make_uint4(0, 0, 0, 0);
+      if constexpr (kDual) u[b] = in ? __ldg(reinterpret_cast<const uint4*>(wu + j + b * step)) : make_uint4(0, 0, 0, 0);
+    }
+  }
+};
+
 // Dot products of one weight row (and its up row for kNormSwiglu) with the
-// rows of x, over this warp's share of k.
+// rows of x, over this warp's share of k. Vector path: `first` holds the
+// chunks at j0 already (loaded before the kernel waited for x); each batch
+// of loads is in flight before any of it is used.
 template <class T, int N, int WPR, bool kVector, int kMode>
 __device__ __forceinline__ void row_dots(const T* x, const T* nw, const float* rstd, const T* wr, const T* wu,
-                                         int rows, int k, int part, float (&acc)[N], float (&acc_u)[N]) {
+                                         int rows, int k, int part, Chunks<T, kMode>& c, float (&acc)[N],
+                                         float (&acc_u)[N]) {
   constexpr bool kDual = kMode == kNormSwiglu;
   const int lane = threadIdx.x % 32;
   if constexpr (kVector) {
-    constexpr int V = 16 / sizeof(T), kBatch = kDual ? 2 : 4;
+    constexpr int V = 16 / sizeof(T), kBatch = Chunks<T, kMode>::kBatch;
     const int step = WPR * 32 * V;
-    int j = (part * 32 + lane) * V;
-    // kBatch chunks of each weight row are loaded before any is used.
-    for (; j + (kBatch - 1) * step < k; j += kBatch * step) {
-      uint4 wv[kBatch], uv[kBatch];
+    for (int j = (part * 32 + lane) * V;;) {
 #pragma unroll
       for (int b = 0; b < kBatch; ++b) {
-        wv[b] = __ldg(reinterpret_cast<const uint4*>(wr + j + b * step));
-        if constexpr (kDual) uv[b] = __ldg(reinterpret_cast<const uint4*>(wu + j + b * step));
+        if (j + b * step >= k) break;
+        fma_chunk<T, N, V, kMode>(c.w[b], x, nw, rstd, rows, k, j + b * step, acc);
+        if constexpr (kDual) fma_chunk<T, N, V, kMode>(c.u[b], x, nw, rstd, rows, k, j + b * step, acc_u);
       }
-#pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        fma_chunk<T, N, V, kMode>(wv[b], x, nw, rstd, rows, k, j + b * step, acc);
-        if constexpr (kDual) fma_chunk<T, N, V, kMode>(uv[b], x, nw, rstd, rows, k, j + b * step, acc_u);
-      }
-    }
-    for (; j < k; j += step) {
-      fma_chunk<T, N, V, kMode>(__ldg(reinterpret_cast<const uint4*>(wr + j)), x, nw, rstd, rows, k, j, acc);
-      if constexpr (kDual)
-        fma_chunk<T, N, V, kMode>(__ldg(reinterpret_cast<const uint4*>(wu + j)), x, nw, rstd, rows, k, j, acc_u);
+      j += kBatch * step;
+      if (j >= k) break;
+      c.load(wr, wu, j, step, k);
     }
   } else {
     for (int j = part * 32 + lane; j < k; j += WPR * 32) {
@@ -127,12 +139,21 @@ template <class T, class O, int N, int WPR, bool kVector, int kMode>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const T* __restrict__ x, const T* __restrict__ nw, float eps, const T* __restrict__ w,
                 const T* __restrict__ bias, O* __restrict__ out, int m, int k, int rows) {
-  grid_dependency_wait();
   constexpr bool kDual = kMode == kNormSwiglu;
   constexpr int kRows = kWarpsPerBlock / WPR, M = kDual ? 2 * N : N;
   __shared__ float partial[kWarpsPerBlock][M];
   __shared__ float rstd[N];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = blockIdx.x * kRows + warp / WPR, part = warp % WPR;
+  const T* wr = w + static_cast<int64_t>(row) * k;
+  const T* wu = wr + static_cast<int64_t>(m) * k;
+  // Weights are not produced upstream: the first loads go out before the
+  // wait and overlap the previous kernel's tail.
+  Chunks<T, kMode> chunks;
+  constexpr int V = 16 / static_cast<int>(sizeof(T));
+  if (kVector && row < m) chunks.load(wr, wu, (part * 32 + lane) * V, WPR * 32 * V, k);
+  grid_dependency_wait();
+  grid_dependency_trigger();
   if constexpr (has_norm(kMode)) {
     // Every block recomputes the few rows' RMS (2 KB each, from L2).
     for (int n = warp; n < rows; n += kWarpsPerBlock) {
@@ -146,15 +167,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     }
     __syncthreads();
   }
-  const int row = blockIdx.x * kRows + warp / WPR, part = warp % WPR;
   float acc[N], acc_u[N];
 #pragma unroll
   for (int n = 0; n < N; ++n) acc[n] = acc_u[n] = 0.0f;
-  if (row < m) {
-    const T* wr = w + static_cast<int64_t>(row) * k;
-    row_dots<T, N, WPR, kVector, kMode>(x, nw, rstd, wr, wr + static_cast<int64_t>(m) * k, rows, k, part, acc,
-                                        acc_u);
-  }
+  if (row < m) row_dots<T, N, WPR, kVector, kMode>(x, nw, rstd, wr, wu, rows, k, part, chunks, acc, acc_u);
   float both[M];
 #pragma unroll
   for (int n = 0; n < N; ++n) {

@@ -49,6 +49,61 @@ void Backend::argmax(const Tensor& logits, std::span<int32_t> out) {
   sample(logits, greedy, out);
 }
 
+int32_t pick_token(std::span<const float> row, const TokenPick& p) {
+  const int64_t vocab = static_cast<int64_t>(row.size());
+  const int32_t best = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+  if (p.temperature <= 1e-5f || p.top_k == 1) return best;
+  // Unnormalised probabilities relative to the most likely token.
+  std::vector<double> q(static_cast<size_t>(vocab));
+  for (int64_t j = 0; j < vocab; ++j) q[j] = std::exp(static_cast<double>((row[j] - row[best]) / p.temperature));
+  std::vector<double> sorted(q);
+  std::sort(sorted.begin(), sorted.end(), std::greater<>());
+  double floor = 0;
+  if (p.top_k > 0 && p.top_k < vocab) floor = sorted[p.top_k - 1];
+  if (p.top_p < 1.0f) {
+    double mass = 0, cum = 0;
+    for (double v : sorted)
+      if (v >= floor) mass += v;
+    for (double v : sorted) {
+      if (v < floor) break;
+      cum += v;
+      if (cum >= p.top_p * mass) {
+        floor = std::max(floor, v);
+        break;
+      }
+    }
+  }
+  floor = std::max(floor, static_cast<double>(p.min_p));
+  double total = 0;
+  for (double v : q)
+    if (v >= floor) total += v;
+  const double target = p.uniform * total;
+  double cum = 0;
+  for (int64_t j = 0; j < vocab; ++j) {
+    if (q[j] < floor) continue;
+    cum += q[j];
+    if (cum > target) return static_cast<int32_t>(j);
+  }
+  return best;
+}
+
+void Backend::start_pick(const Tensor& logits, std::span<const TokenPick> picks) {
+  if (started_picks_.size() >= 2) fail("start_pick: two picks are already outstanding");
+  std::vector<int32_t> out(logits.ndim == 2 ? static_cast<size_t>(logits.dim(0)) : 0);
+  if (picks.empty()) {
+    argmax(logits, out);
+  } else {
+    sample(logits, picks, out);
+  }
+  started_picks_.push_back(std::move(out));
+}
+
+void Backend::collect_picks(std::vector<int32_t>& out) {
+  if (started_picks_.empty()) fail("collect_picks: no pick was started");
+  out = std::move(started_picks_.front());
+  started_picks_.pop_front();
+}
+
 void Backend::sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) {
   if (logits.ndim != 2 || logits.dtype != DType::F32 || logits.dim(0) != static_cast<int64_t>(out.size()) ||
       rows.size() != out.size())
@@ -56,50 +111,8 @@ void Backend::sample(const Tensor& logits, std::span<const TokenPick> rows, std:
   const int64_t vocab = logits.dim(1);
   std::vector<float> host(static_cast<size_t>(logits.numel()));
   copy_to_host(logits, host.data());
-  for (size_t i = 0; i < out.size(); ++i) {
-    const float* row = host.data() + i * vocab;
-    const TokenPick& p = rows[i];
-    const int32_t best = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
-    if (p.temperature <= 1e-5f || p.top_k == 1) {
-      out[i] = best;
-      continue;
-    }
-    // Unnormalised probabilities relative to the most likely token.
-    std::vector<double> q(static_cast<size_t>(vocab));
-    for (int64_t j = 0; j < vocab; ++j) q[j] = std::exp(static_cast<double>((row[j] - row[best]) / p.temperature));
-    std::vector<double> sorted(q);
-    std::sort(sorted.begin(), sorted.end(), std::greater<>());
-    double floor = 0;
-    if (p.top_k > 0 && p.top_k < vocab) floor = sorted[p.top_k - 1];
-    if (p.top_p < 1.0f) {
-      double mass = 0, cum = 0;
-      for (double v : sorted)
-        if (v >= floor) mass += v;
-      for (double v : sorted) {
-        if (v < floor) break;
-        cum += v;
-        if (cum >= p.top_p * mass) {
-          floor = std::max(floor, v);
-          break;
-        }
-      }
-    }
-    floor = std::max(floor, static_cast<double>(p.min_p));
-    double total = 0;
-    for (double v : q)
-      if (v >= floor) total += v;
-    const double target = p.uniform * total;
-    double cum = 0;
-    out[i] = best;
-    for (int64_t j = 0; j < vocab; ++j) {
-      if (q[j] < floor) continue;
-      cum += q[j];
-      if (cum > target) {
-        out[i] = static_cast<int32_t>(j);
-        break;
-      }
-    }
-  }
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = pick_token(std::span<const float>(host.data() + i * vocab, static_cast<size_t>(vocab)), rows[i]);
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {

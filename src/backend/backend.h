@@ -4,6 +4,7 @@
 // device they run on. Shapes are given in the comments as [rows, cols];
 // activations use activation_dtype(), weights keep their checkpoint dtype.
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <span>
@@ -43,6 +44,10 @@ struct StepInputs {
   std::span<const int32_t> positions{};
   std::span<const int32_t> logit_rows{};
   const AttentionBatch* attention = nullptr;
+  // Per token row: -1, or the row of the newest started pick
+  // (Backend::start_pick) whose token this row takes instead of tokens[i].
+  // Only on a backend that feeds_picks(); empty: none.
+  std::span<const int32_t> from_pick{};
 };
 
 // Column layout of a fused q/k/v projection: [q heads | k heads | v heads].
@@ -64,6 +69,10 @@ struct TokenPick {
   float min_p = 0.0f;
   float uniform = 0.0f;
 };
+// That pick from one row of logits on the host: the reference every
+// backend's sample() follows, and the host sampler's last step, so a seed
+// picks the same tokens wherever the pick runs.
+int32_t pick_token(std::span<const float> logits, const TokenPick& pick);
 
 class Backend {
  public:
@@ -175,6 +184,21 @@ class Backend {
   // Whether sample() runs where the logits are (then schedulers prefer it to
   // copying logits back for sampled requests).
   virtual bool samples_on_device() const { return false; }
+
+  // --- picks that do not wait (the overlap scheduler) ---
+  // Starts picking each row's next token as argmax() (picks empty) or
+  // sample() would, and returns without waiting for it; collect_picks()
+  // returns the oldest started pick's tokens. At most two are outstanding.
+  // The default picks at once and keeps the result until collected.
+  virtual void start_pick(const Tensor& logits, std::span<const TokenPick> picks);
+  virtual void collect_picks(std::vector<int32_t>& out);
+  // Whether a step may take tokens from the newest started pick without the
+  // host seeing them (StepInputs::from_pick), so the host can queue step
+  // N + 1 before step N's tokens are known.
+  virtual bool feeds_picks() const { return false; }
+
+ private:
+  std::deque<std::vector<int32_t>> started_picks_;  // the default start_pick's results
 };
 
 struct BackendOptions {

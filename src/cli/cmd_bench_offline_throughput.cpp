@@ -29,7 +29,6 @@ struct OfflineOptions {
   int random_output_len = 1024;
   double random_range_ratio = 0.0;
   uint64_t seed = 1;
-  bool disable_overlap_schedule = false;
   std::string result_filename;
 };
 
@@ -91,7 +90,6 @@ void print_result(const std::string& backend, size_t requests, double duration, 
 
 void run(const OfflineOptions& o) {
   auto m = o.model.load();
-  if (o.disable_overlap_schedule) log::info("--disable-overlap-schedule: the CPU scheduler never overlaps steps");
   const int64_t vocab = std::min<int64_t>(m->config.vocab_size, m->tokenizer->vocab_size());
   const auto prompts = o.dataset_name == "random" ? random_prompts(o, vocab)
                        : o.dataset_name == "sharegpt"
@@ -148,7 +146,6 @@ void register_bench_offline_throughput(CLI::App& app) {
   cmd->add_option("--random-output-len", o->random_output_len, "Output length (random dataset)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--random-range-ratio", o->random_range_ratio, "Lengths are drawn from [len * ratio, len]")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", o->seed, "Dataset seed")->capture_default_str();
-  cmd->add_flag("--disable-overlap-schedule", o->disable_overlap_schedule, "Accepted for SGLang compatibility");
   cmd->add_option("--result-filename", o->result_filename, "Append a JSONL record here");
   cmd->callback([o] { run(*o); });
 }

@@ -19,6 +19,10 @@ inline void add_scheduler_options(CLI::App& cmd, SchedulerOptions& sch) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd.add_flag("--disable-radix-cache{false}", sch.prefix_cache,
                "Do not share the KV pages of common prompt prefixes between requests");
+  cmd.add_flag_callback(
+      "--disable-overlap-schedule", [&sch] { sch.overlap = SchedulerOptions::Overlap::kOff; },
+      "Wait for each step's tokens before queuing the next (overlap is on where the backend feeds picked "
+      "tokens to the next step itself: CUDA)");
 }
 
 }  // namespace nativelm::cli

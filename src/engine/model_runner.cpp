@@ -1,5 +1,7 @@
 #include "engine/model_runner.h"
 
+#include <algorithm>
+
 #include "util/error.h"
 
 namespace nativelm {
@@ -37,7 +39,7 @@ void ModelRunner::reserve_pages(std::span<SeqKv* const> seqs,
 }
 
 Tensor ModelRunner::run(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
-                        bool all_positions) {
+                        bool all_positions, std::span<const int32_t> from_prev) {
   if (seqs.size() != tokens.size()) fail("ModelRunner::step: {} sequences but {} token lists", seqs.size(), tokens.size());
   const int64_t max_len = model_.config().max_position_embeddings;
   for (size_t i = 0; i < seqs.size(); ++i) {
@@ -58,8 +60,11 @@ Tensor ModelRunner::run(std::span<SeqKv* const> seqs, std::span<const std::vecto
     a.q_begin = static_cast<int32_t>(batch.tokens.size());
     a.q_len = static_cast<int32_t>(tokens[i].size());
     decode_only = decode_only && a.q_len == 1;
+    const int32_t fed = from_prev.empty() ? -1 : from_prev[i];
+    if (fed >= 0 && a.q_len != 1) fail("ModelRunner::launch: a fed sequence takes exactly one new token");
     for (int32_t t = 0; t < a.q_len; ++t) {
       const int32_t pos = s.kv_len + t;
+      if (!from_prev.empty()) batch.from_pick.push_back(fed);
       batch.tokens.push_back(tokens[i][t]);
       batch.positions.push_back(pos);
       batch.attention.slots.push_back(s.pages[pos / ps] * ps + pos % ps);
@@ -96,6 +101,7 @@ void ModelRunner::pad_for_recording(ForwardBatch& batch) const {
   if (size < n) return;
   const int32_t ps = pool_.page_size();
   for (int32_t i = n; i < size; ++i) {
+    if (!batch.from_pick.empty()) batch.from_pick.push_back(-1);
     batch.tokens.push_back(0);
     batch.positions.push_back(0);
     batch.attention.slots.push_back(padding_page_ * ps);
@@ -126,6 +132,48 @@ void ModelRunner::step_sample(std::span<SeqKv* const> seqs, std::span<const std:
   const Tensor out = run(seqs, tokens, false);
   next.resize(static_cast<size_t>(out.dim(0)));
   model_.backend().sample(out, picks, next);
+}
+
+void ModelRunner::launch(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
+                         std::span<const TokenPick> picks, std::span<const int32_t> from_prev) {
+  if (!picks.empty() && picks.size() != seqs.size())
+    fail("ModelRunner::launch: {} picks for {} sequences", picks.size(), seqs.size());
+  if (!from_prev.empty() && from_prev.size() != seqs.size())
+    fail("ModelRunner::launch: {} feeds for {} sequences", from_prev.size(), seqs.size());
+  if (launched_ >= 2) fail("ModelRunner::launch: two launched steps are not collected");
+  Backend& backend = model_.backend();
+  const bool fed = std::any_of(from_prev.begin(), from_prev.end(), [](int32_t f) { return f >= 0; });
+  if (fed && launched_ == 0) fail("ModelRunner::launch: tokens fed from a step that was not launched");
+  std::vector<std::vector<int32_t>> patched;
+  if (fed && !backend.feeds_picks()) {
+    // This backend cannot feed picks on its own: fetch the previous step's
+    // tokens now (already computed on such a backend) and pass them as plain tokens.
+    if (static_cast<int>(collected_.size()) < launched_) {
+      collected_.emplace_back();
+      backend.collect_picks(collected_.back());
+    }
+    const std::vector<int32_t>& prev = collected_.back();
+    patched.assign(tokens.begin(), tokens.end());
+    for (size_t i = 0; i < seqs.size(); ++i)
+      if (from_prev[i] >= 0) patched[i] = {prev.at(static_cast<size_t>(from_prev[i]))};
+    tokens = patched;
+    from_prev = {};
+  }
+  const Tensor out = run(seqs, tokens, false, fed ? from_prev : std::span<const int32_t>{});
+  backend.start_pick(out, picks);
+  ++launched_;
+
+}
+
+void ModelRunner::collect(std::vector<int32_t>& next) {
+  if (launched_ == 0) fail("ModelRunner::collect: no launched step");
+  --launched_;
+  if (!collected_.empty()) {
+    next = std::move(collected_.front());
+    collected_.pop_front();
+    return;
+  }
+  model_.backend().collect_picks(next);
 }
 
 void ModelRunner::release(SeqKv& seq) {

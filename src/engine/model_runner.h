@@ -4,6 +4,7 @@
 // returns next-token logits on the host. Schedulers decide *what* to run;
 // this decides nothing.
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <vector>
 
@@ -41,6 +42,16 @@ class ModelRunner {
   // As step, picking each sequence's next token by picks[i] where the logits are.
   void step_sample(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
                    std::span<const TokenPick> picks, std::vector<int32_t>& next);
+  // The overlapped form of step_greedy / step_sample: queues the step and
+  // its token picks (argmax when picks is empty) and returns without
+  // waiting; collect() returns each launched step's tokens, oldest first.
+  // from_prev[i] >= 0 (or from_prev empty): sequence i's one new token is
+  // the one picked for row from_prev[i] of the step launched just before,
+  // whose value the host need not know yet (tokens[i] holds a placeholder).
+  // At most two launched steps may be uncollected.
+  void launch(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
+              std::span<const TokenPick> picks, std::span<const int32_t> from_prev);
+  void collect(std::vector<int32_t>& next);
   // Returns the sequence's pages to the pool.
   void release(SeqKv& seq);
 
@@ -48,7 +59,7 @@ class ModelRunner {
   void reserve_pages(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens);
   // Runs the step; the logits rows stay in backend memory.
   Tensor run(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
-             bool all_positions);
+             bool all_positions, std::span<const int32_t> from_prev = {});
   void pad_for_recording(ForwardBatch& batch) const;
 
   Transformer& model_;
@@ -56,6 +67,8 @@ class ModelRunner {
   Tensor logits_;
   int64_t logits_rows_ = 0;
   int32_t padding_page_ = -1;  // held for good when the backend replays recordings
+  int launched_ = 0;           // launched steps not collected yet
+  std::deque<std::vector<int32_t>> collected_;  // picks taken early to feed a step on the host
 };
 
 }  // namespace nativelm

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <unordered_map>
 
+#include "backend/backend.h"
 #include "io/json_file.h"
 #include "util/error.h"
 
@@ -100,34 +101,9 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
   apply_penalties(logits, prompt, output);
   if (params_.greedy()) return argmax(logits);
 
-  // Candidates sorted by logit, then narrowed by top-k, top-p and min-p.
-  std::vector<int32_t> idx(logits.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  size_t keep = idx.size();
-  if (params_.top_k > 0) keep = std::min<size_t>(keep, params_.top_k);
-  std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-  idx.resize(keep);
-  const float inv_t = 1.0f / params_.temperature;
-  const float top = logits[idx[0]] * inv_t;
-  std::vector<double> probs(keep);
-  double sum = 0;
-  for (size_t i = 0; i < keep; ++i) sum += probs[i] = std::exp(static_cast<double>(logits[idx[i]] * inv_t - top));
-  for (auto& p : probs) p /= sum;
-  if (params_.top_p < 1.0f) {
-    double cum = 0;
-    size_t n = 0;
-    while (n < keep && (n == 0 || cum < params_.top_p)) cum += probs[n++];
-    keep = n;
-  }
-  if (params_.min_p > 0.0f) {
-    const double floor = params_.min_p * probs[0];
-    size_t n = 1;
-    while (n < keep && probs[n] >= floor) ++n;
-    keep = n;
-  }
-  std::discrete_distribution<size_t> pick(probs.begin(), probs.begin() + keep);
-  return idx[pick(rng_)];
+  // The same rule and draw as a pick on the device (Backend::sample).
+  const float u = uniform();
+  return pick_token(logits, TokenPick{params_.temperature, params_.top_k, params_.top_p, params_.min_p, u});
 }
 
 }  // namespace nativelm

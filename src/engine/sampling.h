@@ -49,7 +49,9 @@ class Sampler {
   explicit Sampler(const SamplingParams& params);
 
   // Picks the next token from logits (modified in place by penalties).
-  // `prompt` and `output` are the tokens so far, for the penalties.
+  // `prompt` and `output` are the tokens so far, for the penalties. After
+  // the penalties it is pick_token() with a uniform() draw, so a seeded
+  // request picks the same tokens on the host as on a device.
   int32_t sample(std::span<float> logits, std::span<const int32_t> prompt,
                  std::span<const int32_t> output);
   // A draw in [0, 1) from this sampler's generator (for sampling done elsewhere).

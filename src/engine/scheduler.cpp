@@ -23,6 +23,10 @@ struct Scheduler::Running {
   using Clock = std::chrono::steady_clock;
   Clock::time_point submitted = Clock::now();
   std::optional<Clock::time_point> admitted, first_token;
+  // Overlap: the launched step whose pick is this request's newest token,
+  // not yet seen by the host (-1: none), and its row there.
+  int64_t awaited_step = -1;
+  int32_t awaited_row = 0;
 
   Running(RequestInput in, std::shared_ptr<RequestStream> s, const Tokenizer& tok,
           const std::vector<int32_t>& eos)
@@ -30,6 +34,29 @@ struct Scheduler::Running {
         cont(input.params, tok, input.prompt, eos, input.skip_special_tokens) {}
   const std::vector<int32_t>& context() const { return cont.context(); }
   int64_t pending() const { return static_cast<int64_t>(context().size()) - kv.kv_len; }
+};
+
+// One step's requests and inputs. fed[i] >= 0: request i's one new token
+// is row fed[i]'s pick of the step in flight; samples[i]: the step picks
+// request i's next token.
+struct Scheduler::Batch {
+  std::vector<std::shared_ptr<Running>> reqs;
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<int32_t> fed;
+  std::vector<char> samples;
+  void erase(size_t i) {
+    const auto at = [i](auto& v) { return v.begin() + static_cast<std::ptrdiff_t>(i); };
+    reqs.erase(at(reqs));
+    tokens.erase(at(tokens));
+    fed.erase(at(fed));
+    samples.erase(at(samples));
+  }
+};
+
+struct Scheduler::InFlight {
+  int64_t step = 0;
+  std::vector<std::shared_ptr<Running>> reqs;
+  std::vector<char> samples;
 };
 
 namespace {
@@ -59,13 +86,16 @@ Scheduler::Scheduler(LoadedModel& model, const SchedulerOptions& options) : mode
   shape.num_pages = static_cast<int32_t>(std::min<int64_t>(tokens / options.page_size, std::numeric_limits<int32_t>::max()));
   pool_ = std::make_unique<KvPool>(*model.backend, shape);
   runner_ = std::make_unique<ModelRunner>(*model.model, *pool_);
+  overlap_ = options.overlap == SchedulerOptions::Overlap::kOn ||
+             (options.overlap == SchedulerOptions::Overlap::kAuto && model.backend->feeds_picks());
   stats_.kv_pages_total = stats_.kv_pages_free = pool_->free_pages();  // less any page the runner holds
   stats_.max_total_tokens = pool_->max_total_tokens();
   const double gb = static_cast<double>(shape.bytes_per_token()) * pool_->max_total_tokens() / 1e9;
   log::info("KV cache is allocated. max_total_num_tokens={}, page_size={}, K+V size: {:.2f} GB ({})",
             pool_->max_total_tokens(), shape.page_size, gb, dtype_name(shape.dtype));
-  log::info("max_running_requests={}, chunked_prefill_size={}, context_length={}", options.max_running_requests,
-            options.chunked_prefill_size, model.config.max_position_embeddings);
+  log::info("max_running_requests={}, chunked_prefill_size={}, context_length={}, overlap_schedule={}",
+            options.max_running_requests, options.chunked_prefill_size, model.config.max_position_embeddings,
+            overlap_);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -84,7 +114,7 @@ std::shared_ptr<RequestStream> Scheduler::submit(RequestInput input) {
   if (need > pool_->max_total_tokens())
     fail("the request needs {} tokens of KV cache but the whole pool holds {}", need, pool_->max_total_tokens());
   auto stream = std::make_shared<RequestStream>(next_id_++);
-  auto r = std::make_unique<Running>(std::move(input), stream, *model_.tokenizer, model_.eos_token_ids());
+  auto r = std::make_shared<Running>(std::move(input), stream, *model_.tokenizer, model_.eos_token_ids());
   {
     std::lock_guard lock(mutex_);
     if (stop_) fail("the server is shutting down");
@@ -206,23 +236,23 @@ void Scheduler::admit() {
   }
 }
 
-void Scheduler::make_room(std::vector<Running*>& batch, std::vector<std::vector<int32_t>>& tokens) {
+void Scheduler::make_room(Batch& b) {
   auto needed = [&] {
     int64_t n = 0;
-    for (size_t i = 0; i < batch.size(); ++i)
-      n += runner_->pages_needed(batch[i]->kv, static_cast<int32_t>(tokens[i].size()));
+    for (size_t i = 0; i < b.reqs.size(); ++i)
+      n += runner_->pages_needed(b.reqs[i]->kv, static_cast<int32_t>(b.tokens[i].size()));
     return n;
   };
   while (needed() > pool_->free_pages() && running_.size() > 1) {
     // Retract the newest request: its pages go back, it waits at the front of
-    // the queue and recomputes its KV (prompt and output so far) later.
-    std::unique_ptr<Running> victim = std::move(running_.back());
+    // the queue and recomputes its KV (prompt and output so far) later. A
+    // token of it still in flight joins its output when collected.
+    std::shared_ptr<Running> victim = std::move(running_.back());
     running_.pop_back();
     runner_->release(victim->kv);
-    for (size_t i = 0; i < batch.size(); ++i)
-      if (batch[i] == victim.get()) {
-        batch.erase(batch.begin() + static_cast<std::ptrdiff_t>(i));
-        tokens.erase(tokens.begin() + static_cast<std::ptrdiff_t>(i));
+    for (size_t i = 0; i < b.reqs.size(); ++i)
+      if (b.reqs[i] == victim) {
+        b.erase(i);
         break;
       }
     log::warn("KV cache full: request {} retracted and queued again", victim->stream->id());
@@ -284,84 +314,166 @@ void Scheduler::handle_token(Running& r, TokenOutput out) {
   finish(r, std::move(u));
 }
 
-void Scheduler::run_step() {
-  std::vector<Running*> batch;
-  std::vector<std::vector<int32_t>> tokens;
+// Whether every running request's next token can be picked on the device
+// (then steps may overlap).
+bool Scheduler::all_device_picked() const {
+  const bool on_device = model_.backend->samples_on_device();
+  for (const auto& r : running_)
+    if (!r->done && !plain_greedy(*r) && !(on_device && device_pickable(*r))) return false;
+  return true;
+}
+
+Scheduler::Batch Scheduler::next_batch() {
+  Batch b;
   int64_t budget = options_.chunked_prefill_size;
   for (auto& r : running_) {
+    if (r->done) continue;
+    if (in_flight_ && r->awaited_step == in_flight_->step) {
+      // Decodes the token still on the device, unless that token already
+      // ends the request by length.
+      if (static_cast<int64_t>(r->cont.output().size()) + 1 >= r->input.params.max_new_tokens) continue;
+      b.reqs.push_back(r);
+      b.tokens.push_back({0});
+      b.fed.push_back(r->awaited_row);
+      b.samples.push_back(1);
+      continue;
+    }
     const int64_t pending = r->pending();
     const int64_t take = pending == 1 ? 1 : std::min(pending, budget);
     if (take <= 0) continue;
     if (pending > 1) budget -= take;
     const auto begin = r->context().begin() + r->kv.kv_len;
-    batch.push_back(r.get());
-    tokens.emplace_back(begin, begin + take);
+    b.reqs.push_back(r);
+    b.tokens.emplace_back(begin, begin + take);
+    b.fed.push_back(-1);
+    b.samples.push_back(take == pending);
   }
-  make_room(batch, tokens);
-  if (batch.empty()) return;
-  std::vector<SeqKv*> kvs;
-  for (Running* r : batch) kvs.push_back(&r->kv);
-  // When every request that samples now is plain greedy, only the chosen
-  // tokens come back from the device, not [batch, vocab] logits.
-  // On a backend that samples where the logits are, requests without
-  // penalties, bias or logprobs are picked there too.
-  bool greedy = true, on_device = model_.backend->samples_on_device();
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i]->pending() != static_cast<int64_t>(tokens[i].size())) continue;  // not sampling this step
-    greedy = greedy && plain_greedy(*batch[i]);
-    on_device = on_device && device_pickable(*batch[i]);
-  }
-  std::vector<float> logits;
+  make_room(b);
+  return b;
+}
+
+void Scheduler::collect_in_flight() {
+  if (!in_flight_) return;
+  const std::unique_ptr<InFlight> f = std::move(in_flight_);
   std::vector<int32_t> next;
-  const bool picked = greedy || on_device;
-  try {
-    if (greedy) {
-      runner_->step_greedy(kvs, tokens, next);
-    } else if (on_device) {
-      std::vector<TokenPick> picks(batch.size());
-      for (size_t i = 0; i < batch.size(); ++i)
-        if (batch[i]->pending() == static_cast<int64_t>(tokens[i].size())) picks[i] = batch[i]->cont.next_pick();
-      runner_->step_sample(kvs, tokens, picks, next);
-    } else {
-      runner_->step(kvs, tokens, logits);
-    }
-  } catch (const std::exception& e) {
-    // Should not happen after make_room; fail these requests, keep serving.
-    log::error("forward step failed: {}", e.what());
-    for (Running* r : batch) {
+  runner_->collect(next);
+  for (size_t i = 0; i < f->reqs.size(); ++i) {
+    Running& r = *f->reqs[i];
+    if (!f->samples[i]) continue;
+    if (r.awaited_step == f->step) r.awaited_step = -1;
+    if (r.done) continue;  // finished or cancelled since: the token is dropped
+    try {
+      handle_token(r, TokenOutput{next[i], 0.0f, {}});
+    } catch (const std::exception& e) {
+      log::error("request {} failed: {}", r.stream->id(), e.what());
       RequestUpdate u;
       u.error = e.what();
-      r->stream->push(std::move(u));
-      finish(*r, aborted());
+      r.stream->push(std::move(u));
+      if (!r.done) finish(r, aborted());
     }
-    std::erase_if(running_, [](const auto& r) { return r->done; });
-    return;
   }
-  if (options_.prefix_cache)
-    for (Running* r : batch) publish_prefix(*r);
-  const int64_t vocab = model_.config.vocab_size;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i]->pending() != 0) continue;  // logits predict the next token once the context is cached
+}
+
+void Scheduler::run_step() {
+  // Steps overlap only while every pick happens on the device; otherwise
+  // the step in flight is collected first and this one runs on its own.
+  const bool overlap = overlap_ && all_device_picked();
+  if (!overlap) collect_in_flight();
+  Batch b = next_batch();
+  if (b.reqs.empty()) {
+    collect_in_flight();
+  } else {
+    std::vector<SeqKv*> kvs;
+    for (auto& r : b.reqs) kvs.push_back(&r->kv);
+    // When every request that samples now is plain greedy, only the chosen
+    // tokens come back from the device, not [batch, vocab] logits. On a
+    // backend that samples where the logits are, requests without
+    // penalties, bias or logprobs are picked there too.
+    bool greedy = true, on_device = model_.backend->samples_on_device();
+    for (size_t i = 0; i < b.reqs.size(); ++i) {
+      if (!b.samples[i]) continue;
+      greedy = greedy && plain_greedy(*b.reqs[i]);
+      on_device = on_device && device_pickable(*b.reqs[i]);
+    }
+    std::vector<TokenPick> picks;
+    if (!greedy && on_device) {
+      picks.resize(b.reqs.size());
+      for (size_t i = 0; i < b.reqs.size(); ++i)
+        if (b.samples[i]) picks[i] = b.reqs[i]->cont.next_pick();
+    }
+    std::vector<float> logits;
+    std::vector<int32_t> next;
     try {
-      if (picked) {
-        handle_token(*batch[i], TokenOutput{next[i], 0.0f, {}});
+      if (overlap) {
+        runner_->launch(kvs, b.tokens, picks, b.fed);
+      } else if (greedy) {
+        runner_->step_greedy(kvs, b.tokens, next);
+      } else if (on_device) {
+        runner_->step_sample(kvs, b.tokens, picks, next);
       } else {
-        handle_logits(*batch[i], std::span(logits).subspan(i * vocab, vocab));
+        runner_->step(kvs, b.tokens, logits);
       }
     } catch (const std::exception& e) {
-      // One request's failure (e.g. in detokenizing) must not stop the others.
-      log::error("request {} failed: {}", batch[i]->stream->id(), e.what());
-      RequestUpdate u;
-      u.error = e.what();
-      batch[i]->stream->push(std::move(u));
-      if (!batch[i]->done) finish(*batch[i], aborted());
+      // Should not happen after make_room; fail these requests, keep serving.
+      log::error("forward step failed: {}", e.what());
+      collect_in_flight();
+      for (auto& r : b.reqs) {
+        RequestUpdate u;
+        u.error = e.what();
+        r->stream->push(std::move(u));
+        if (!r->done) finish(*r, aborted());
+      }
+      b.reqs.clear();
+    }
+    if (options_.prefix_cache)
+      for (auto& r : b.reqs) publish_prefix(*r);
+    if (overlap && !b.reqs.empty()) {
+      // Step N + 1 is queued: now the host takes step N's tokens.
+      auto f = std::make_unique<InFlight>();
+      f->step = ++steps_;
+      for (size_t i = 0; i < b.reqs.size(); ++i)
+        if (b.samples[i]) {
+          b.reqs[i]->awaited_step = f->step;
+          b.reqs[i]->awaited_row = static_cast<int32_t>(i);
+        }
+      f->reqs = std::move(b.reqs);
+      f->samples = std::move(b.samples);
+      if (in_flight_) {
+        std::lock_guard lock(mutex_);
+        ++stats_.overlapped_steps;
+      }
+      collect_in_flight();
+      in_flight_ = std::move(f);
+    } else if (!b.reqs.empty()) {
+      const int64_t vocab = model_.config.vocab_size;
+      const bool picked = greedy || on_device;
+      for (size_t i = 0; i < b.reqs.size(); ++i) {
+        Running& r = *b.reqs[i];
+        if (!b.samples[i]) continue;  // logits predict the next token once the context is cached
+        try {
+          if (picked) {
+            handle_token(r, TokenOutput{next[i], 0.0f, {}});
+          } else {
+            handle_logits(r, std::span(logits).subspan(i * vocab, vocab));
+          }
+        } catch (const std::exception& e) {
+          // One request's failure (e.g. in detokenizing) must not stop the others.
+          log::error("request {} failed: {}", r.stream->id(), e.what());
+          RequestUpdate u;
+          u.error = e.what();
+          r.stream->push(std::move(u));
+          if (!r.done) finish(r, aborted());
+        }
+      }
     }
   }
   std::erase_if(running_, [](const auto& r) { return r->done; });
+  std::erase_if(waiting_, [](const auto& r) { return r->done; });
 }
 
 void Scheduler::loop() {
   for (;;) {
+    if (running_.empty() && waiting_.empty()) collect_in_flight();  // nothing left to overlap with
     take_incoming(running_.empty() && waiting_.empty());
     if (stop_) break;
     if (flush_.exchange(false)) pool_->clear_cache();
@@ -374,9 +486,12 @@ void Scheduler::loop() {
     stats_.kv_pages_free = pool_->free_pages();
     stats_.kv_pages_cached = pool_->cached_pages();
   }
+  collect_in_flight();
   take_incoming(false);
-  for (auto& r : running_) finish(*r, aborted());
-  for (auto& r : waiting_) finish(*r, aborted());
+  for (auto& r : running_)
+    if (!r->done) finish(*r, aborted());
+  for (auto& r : waiting_)
+    if (!r->done) finish(*r, aborted());
   running_.clear();
   waiting_.clear();
   std::lock_guard lock(mutex_);

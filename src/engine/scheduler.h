@@ -28,6 +28,10 @@ struct SchedulerOptions {
   double mem_fraction_static = 0.5;     // of free memory, for the KV pool
   int32_t page_size = 16;
   bool prefix_cache = true;  // share KV pages of common prompt prefixes
+  // Overlap scheduling: step N + 1 is queued before step N's tokens reach
+  // the host, which then streams them while the device computes. kAuto: on
+  // where the backend feeds picked tokens to the next step itself (CUDA).
+  enum class Overlap { kAuto, kOn, kOff } overlap = Overlap::kAuto;
 };
 
 struct SchedulerStats {
@@ -37,6 +41,7 @@ struct SchedulerStats {
   int64_t retractions = 0;  // requests sent back to the queue when the KV pool ran out
   int64_t cached_tokens = 0;  // prompt tokens served from the prefix cache
   int64_t kv_pages_cached = 0;
+  int64_t overlapped_steps = 0;  // steps queued before the previous one's tokens were seen
 };
 
 class Scheduler {
@@ -62,8 +67,14 @@ class Scheduler {
   void drop_cancelled();
   void admit();
   // Pages the next step needs; retracts the newest requests until it fits.
-  void make_room(std::vector<Running*>& batch, std::vector<std::vector<int32_t>>& tokens);
+  struct Batch;
+  void make_room(Batch& b);
+  Batch next_batch();
   void run_step();
+  // The launched step not yet collected (overlap), and collecting it.
+  struct InFlight;
+  void collect_in_flight();
+  bool all_device_picked() const;
   // Ends the request: the final update (`u` with timeline and usage added).
   void finish(Running& r, RequestUpdate u);
   bool plain_greedy(const Running& r) const;
@@ -79,13 +90,16 @@ class Scheduler {
   std::unique_ptr<ModelRunner> runner_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::unique_ptr<Running>> incoming_;  // guarded by mutex_
-  std::deque<std::unique_ptr<Running>> waiting_;   // scheduler thread only
-  std::vector<std::unique_ptr<Running>> running_;  // scheduler thread only
+  std::deque<std::shared_ptr<Running>> incoming_;  // guarded by mutex_
+  std::deque<std::shared_ptr<Running>> waiting_;   // scheduler thread only
+  std::vector<std::shared_ptr<Running>> running_;  // scheduler thread only
   SchedulerStats stats_;                            // guarded by mutex_
   std::atomic<bool> stop_{false};
   std::atomic<bool> flush_{false};
   std::atomic<uint64_t> next_id_{1};
+  bool overlap_ = false;
+  int64_t steps_ = 0;
+  std::unique_ptr<InFlight> in_flight_;
   std::thread thread_;
 };
 

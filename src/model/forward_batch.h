@@ -14,6 +14,9 @@ struct ForwardBatch {
   std::vector<int32_t> positions;  // their positions within their sequence
   AttentionBatch attention;        // per-sequence ranges, page tables and KV slots
   std::vector<int32_t> logit_rows; // rows of `tokens` whose next-token logits are wanted
+  // Empty, or per row of `tokens`: -1, or the row of the backend's newest
+  // started pick whose token replaces tokens[i] (StepInputs::from_pick).
+  std::vector<int32_t> from_pick;
   // > 0: a decode batch padded to a size the backend may replay from a
   // recording made under this key (Backend::run_recorded).
   int32_t graph_key = 0;

@@ -167,7 +167,7 @@ void Transformer::forward(const ForwardBatch& batch, KvCacheTensors& kv, Tensor&
   for (int32_t t : batch.tokens)
     if (t < 0 || t >= c.vocab_size) fail("token id {} is outside the vocabulary (0..{})", t, c.vocab_size - 1);
   ensure_workspace(n, rows);
-  backend_.begin_step({batch.tokens, batch.positions, batch.logit_rows, &batch.attention});
+  backend_.begin_step({batch.tokens, batch.positions, batch.logit_rows, &batch.attention, batch.from_pick});
   backend_.run_recorded(batch.graph_key, [&] { layers(batch, kv, logits); });
   backend_.end_step();
 }

@@ -184,35 +184,96 @@ TEST(CudaStories260K, GreedyTokensAndTextMatchTransformers) {
   }
 }
 
+// Launched steps whose tokens come from the previous step's pick on the
+// device give the same tokens as steps that wait for each pick.
+TEST(CudaModelRunner, FedStepsMatchWaitedSteps) {
+  SKIP_WITHOUT_GPU();
+  auto m = LoadedModel::load(kStories.string(), {.device = "cuda", .threads = 0, .backend = {}});
+  const std::vector<std::string> prompts = {"Once upon a time", "The dog", "Mom said"};
+  KvPoolShape shape{m->config.num_layers, m->config.kv_dim(), m->model->kv_dtype(), 16, 64};
+  constexpr int kSteps = 20;
+  const auto decode = [&](bool fed) {
+    KvPool pool(*m->backend, shape);
+    ModelRunner runner(*m->model, pool);
+    std::vector<SeqKv> kv(prompts.size());
+    std::vector<SeqKv*> seqs;
+    std::vector<std::vector<int32_t>> tokens;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      seqs.push_back(&kv[i]);
+      tokens.push_back(m->tokenizer->encode(prompts[i], true));
+    }
+    std::vector<std::vector<int32_t>> out(prompts.size());
+    std::vector<int32_t> next;
+    const std::vector<int32_t> rows = {0, 1, 2};
+    if (!fed) {
+      for (int s = 0; s < kSteps; ++s) {
+        runner.step_greedy(seqs, tokens, next);
+        for (size_t i = 0; i < prompts.size(); ++i) {
+          out[i].push_back(next[i]);
+          tokens[i] = {next[i]};
+        }
+      }
+    } else {
+      runner.launch(seqs, tokens, {}, {});
+      for (size_t i = 0; i < prompts.size(); ++i) tokens[i] = {0};
+      for (int s = 1; s <= kSteps; ++s) {
+        if (s < kSteps) runner.launch(seqs, tokens, {}, rows);
+        runner.collect(next);
+        for (size_t i = 0; i < prompts.size(); ++i) out[i].push_back(next[i]);
+      }
+    }
+    for (auto& k : kv) runner.release(k);
+    return out;
+  };
+  const auto waited = decode(false);
+  const auto fed = decode(true);
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(fed[i], waited[i]) << prompts[i];
+}
+
 // Continuous batching on the GPU: chunked prefill beside decodes, requests
-// joining and leaving, each gets exactly what it gets alone.
-TEST(CudaScheduler, ConcurrentRequestsMatchSingleRuns) {
+// joining and leaving, greedy, sampled on the device and penalised (host)
+// requests mixed; each gets exactly what it gets alone, with the overlap
+// scheduler off and on.
+class CudaScheduler : public ::testing::TestWithParam<SchedulerOptions::Overlap> {};
+
+TEST_P(CudaScheduler, ConcurrentRequestsMatchSingleRuns) {
   SKIP_WITHOUT_GPU();
   auto m = LoadedModel::load(kStories.string(), {.device = "cuda", .threads = 0, .backend = {}});
   const std::vector<std::string> prompts = {"Once upon a time", "Lily and Tom went to the park. They", "The dog",
                                             "One day, a little bird", "Sam had a red ball and", "Mom said"};
+  std::vector<SamplingParams> params(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    params[i].temperature = 0;
+    params[i].max_new_tokens = 24 + 8 * static_cast<int32_t>(i % 3);
+    if (i == 1 || i == 4) {  // picked on the device
+      params[i].temperature = 0.7f;
+      params[i].top_p = 0.9f;
+      params[i].seed = 7 + i;
+    }
+    if (i == 3) {  // needs its logits on the host
+      params[i].temperature = 0.9f;
+      params[i].seed = 11;
+      params[i].frequency_penalty = 0.4f;
+    }
+  }
   std::vector<std::vector<int32_t>> wanted;
   {
     KvPoolShape shape{m->config.num_layers, m->config.kv_dim(), m->model->kv_dtype(), 16, 64};
     KvPool pool(*m->backend, shape);
     ModelRunner runner(*m->model, pool);
-    for (const auto& p : prompts) {
-      SamplingParams sp;
-      sp.temperature = 0;
-      sp.max_new_tokens = 40;
-      wanted.push_back(generate(*m, runner, m->tokenizer->encode(p, true), sp).tokens);
-    }
+    for (size_t i = 0; i < prompts.size(); ++i)
+      wanted.push_back(generate(*m, runner, m->tokenizer->encode(prompts[i], true), params[i]).tokens);
   }
   SchedulerOptions o;
   o.chunked_prefill_size = 5;
   o.max_total_tokens = 4096;
+  o.overlap = GetParam();
   Scheduler s(*m, o);
   std::vector<std::shared_ptr<RequestStream>> streams;
-  for (const auto& p : prompts) {
+  for (size_t i = 0; i < prompts.size(); ++i) {
     RequestInput in;
-    in.prompt = m->tokenizer->encode(p, true);
-    in.params.temperature = 0;
-    in.params.max_new_tokens = 40;
+    in.prompt = m->tokenizer->encode(prompts[i], true);
+    in.params = params[i];
     streams.push_back(s.submit(in));
   }
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -224,7 +285,15 @@ TEST(CudaScheduler, ConcurrentRequestsMatchSingleRuns) {
   }
   const auto st = s.stats();
   EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);
+  // kAuto overlaps on CUDA.
+  EXPECT_EQ(st.overlapped_steps > 0, GetParam() == SchedulerOptions::Overlap::kAuto);
 }
+
+INSTANTIATE_TEST_SUITE_P(Overlap, CudaScheduler,
+                         ::testing::Values(SchedulerOptions::Overlap::kOff, SchedulerOptions::Overlap::kAuto),
+                         [](const auto& info) {
+                           return info.param == SchedulerOptions::Overlap::kAuto ? "Auto" : "Off";
+                         });
 
 }  // namespace
 }  // namespace nativelm

@@ -1,6 +1,7 @@
 // Continuous batching on the real stories260K model: whatever the batch looks
 // like (joins, chunked prefill, retraction), each request gets exactly the
-// tokens it gets alone.
+// tokens it gets alone, with overlap scheduling off and on (on the CPU the
+// overlapped form takes the same paths, only without the gain).
 #include "engine/scheduler.h"
 
 #include <gmock/gmock.h>
@@ -38,19 +39,27 @@ Collected collect(RequestStream& s) {
   return c;
 }
 
-class SchedulerTest : public ::testing::Test {
+class SchedulerTest : public ::testing::TestWithParam<SchedulerOptions::Overlap> {
  protected:
+  static SchedulerOptions opts() {
+    SchedulerOptions o;
+    o.overlap = GetParam();
+    return o;
+  }
   static void SetUpTestSuite() { model_ = LoadedModel::load(kStories, {}).release(); }
   static void TearDownTestSuite() { delete model_; }
 
   // Greedy output of one prompt, alone, through the plain generator.
   GenerationOutput alone(const std::string& prompt, int32_t max_new) {
-    KvPoolShape shape{model_->config.num_layers, model_->config.kv_dim(), model_->model->kv_dtype(), 16, 64};
-    KvPool pool(*model_->backend, shape);
-    ModelRunner runner(*model_->model, pool);
     SamplingParams p;
     p.temperature = 0;
     p.max_new_tokens = max_new;
+    return alone(prompt, p);
+  }
+  GenerationOutput alone(const std::string& prompt, const SamplingParams& p) {
+    KvPoolShape shape{model_->config.num_layers, model_->config.kv_dim(), model_->model->kv_dtype(), 16, 64};
+    KvPool pool(*model_->backend, shape);
+    ModelRunner runner(*model_->model, pool);
     return generate(*model_, runner, model_->tokenizer->encode(prompt, true), p);
   }
   RequestInput greedy(const std::string& prompt, int32_t max_new) {
@@ -85,8 +94,8 @@ void expect_all_match_alone(SchedulerTest* t, Scheduler& s, int32_t max_new,
   }
 }
 
-TEST_F(SchedulerTest, ConcurrentRequestsMatchSingleRuns) {
-  SchedulerOptions o;
+TEST_P(SchedulerTest, ConcurrentRequestsMatchSingleRuns) {
+  SchedulerOptions o = opts();
   o.chunked_prefill_size = 5;  // prompts prefill over several steps, beside decodes
   Scheduler s(*model_, o);
   expect_all_match_alone(this, s, 40, [&](const std::string& p) { return alone(p, 40); },
@@ -94,10 +103,16 @@ TEST_F(SchedulerTest, ConcurrentRequestsMatchSingleRuns) {
   auto st = s.stats();
   EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);
   EXPECT_EQ(st.requests_finished, static_cast<int64_t>(kPrompts.size()));
+  // On: most steps were queued while the one before was still unseen.
+  if (GetParam() == SchedulerOptions::Overlap::kOn) {
+    EXPECT_GT(st.overlapped_steps, 30);
+  } else {
+    EXPECT_EQ(st.overlapped_steps, 0);
+  }
 }
 
-TEST_F(SchedulerTest, SmallPoolRetractsAndStillMatches) {
-  SchedulerOptions o;
+TEST_P(SchedulerTest, SmallPoolRetractsAndStillMatches) {
+  SchedulerOptions o = opts();
   o.page_size = 4;
   o.max_total_tokens = 96;  // far less than 8 requests need at once
   Scheduler s(*model_, o);
@@ -108,12 +123,12 @@ TEST_F(SchedulerTest, SmallPoolRetractsAndStillMatches) {
   EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);
 }
 
-TEST_F(SchedulerTest, PrefixCacheSharesPagesAndKeepsOutputs) {
+TEST_P(SchedulerTest, PrefixCacheSharesPagesAndKeepsOutputs) {
   const std::string shared = "Lily and Tom went to the park. They saw a big dog and a little cat. The dog was";
   const std::vector<std::string> prompts = {shared + " happy", shared + " sad and the cat", shared + " happy"};
   std::vector<GenerationOutput> wanted;
   for (const auto& p : prompts) wanted.push_back(alone(p, 24));
-  SchedulerOptions o;
+  SchedulerOptions o = opts();
   o.page_size = 4;
   Scheduler s(*model_, o);
   std::vector<Collected> got;
@@ -134,8 +149,8 @@ TEST_F(SchedulerTest, PrefixCacheSharesPagesAndKeepsOutputs) {
   EXPECT_EQ(s.stats().kv_pages_cached, 0);
 }
 
-TEST_F(SchedulerTest, PrefixCacheCanBeDisabled) {
-  SchedulerOptions o;
+TEST_P(SchedulerTest, PrefixCacheCanBeDisabled) {
+  SchedulerOptions o = opts();
   o.prefix_cache = false;
   Scheduler s(*model_, o);
   auto first = collect(*s.submit(greedy("Once upon a time there was a little girl named Lily. She", 8)));
@@ -145,8 +160,8 @@ TEST_F(SchedulerTest, PrefixCacheCanBeDisabled) {
   EXPECT_EQ(s.stats().kv_pages_cached, 0);
 }
 
-TEST_F(SchedulerTest, StopStringAndAbort) {
-  Scheduler s(*model_, {});
+TEST_P(SchedulerTest, StopStringAndAbort) {
+  Scheduler s(*model_, opts());
   auto in = greedy("Once upon a time", 48);
   in.params.stop = {"Lily"};
   auto c = collect(*s.submit(in));
@@ -161,8 +176,8 @@ TEST_F(SchedulerTest, StopStringAndAbort) {
   EXPECT_LT(aborted.tokens.size(), 400u);
 }
 
-TEST_F(SchedulerTest, RejectsRequestsThatCannotFit) {
-  Scheduler s(*model_, {});
+TEST_P(SchedulerTest, RejectsRequestsThatCannotFit) {
+  Scheduler s(*model_, opts());
   auto in = greedy("Once upon a time", 600);
   try {
     s.submit(in);
@@ -175,13 +190,55 @@ TEST_F(SchedulerTest, RejectsRequestsThatCannotFit) {
   EXPECT_THROW(s.submit(in), Error);
 }
 
-TEST_F(SchedulerTest, ShutdownAbortsRunningRequests) {
-  auto s = std::make_unique<Scheduler>(*model_, SchedulerOptions{});
+TEST_P(SchedulerTest, ShutdownAbortsRunningRequests) {
+  auto s = std::make_unique<Scheduler>(*model_, opts());
   auto stream = s->submit(greedy("Once upon a time", 500 - 5));
   s->shutdown();
   auto c = collect(*stream);
   EXPECT_EQ(c.finish_reason, "abort");
 }
+
+TEST_P(SchedulerTest, GreedyAndHostSampledRequestsMix) {
+  // Penalised requests need their logits on the host: while one runs, the
+  // scheduler leaves overlap and comes back to it when it ends.
+  std::vector<SamplingParams> params(kPrompts.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    params[i].temperature = 0;
+    params[i].max_new_tokens = 12 + 6 * static_cast<int32_t>(i % 4);
+    if (i % 3 == 1) {
+      params[i].temperature = 0.8f;
+      params[i].seed = 100 + i;
+      params[i].presence_penalty = 0.5f;
+      params[i].max_new_tokens = 6;  // the others go on overlapped once these end
+    }
+  }
+  std::vector<GenerationOutput> wanted;
+  for (size_t i = 0; i < kPrompts.size(); ++i) wanted.push_back(alone(kPrompts[i], params[i]));
+  SchedulerOptions o = opts();
+  o.chunked_prefill_size = 7;
+  Scheduler s(*model_, o);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    RequestInput in;
+    in.prompt = model_->tokenizer->encode(kPrompts[i], true);
+    in.params = params[i];
+    streams.push_back(s.submit(in));
+  }
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    auto got = collect(*streams[i]);
+    EXPECT_EQ(got.tokens, wanted[i].tokens) << kPrompts[i];
+    EXPECT_EQ(got.finish_reason, wanted[i].finish_reason) << kPrompts[i];
+  }
+  auto st = s.stats();
+  EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);
+  EXPECT_EQ(st.overlapped_steps > 0, GetParam() == SchedulerOptions::Overlap::kOn);
+}
+
+INSTANTIATE_TEST_SUITE_P(Overlap, SchedulerTest,
+                         ::testing::Values(SchedulerOptions::Overlap::kOff, SchedulerOptions::Overlap::kOn),
+                         [](const auto& info) {
+                           return info.param == SchedulerOptions::Overlap::kOn ? "On" : "Off";
+                         });
 
 }  // namespace
 }  // namespace nativelm

@@ -71,15 +71,22 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
   cuda::enable_overlapped_launch(major >= 9 && std::getenv("NATIVELM_CUDA_NO_PDL") == nullptr);
   check_cuda(cudaMallocHost(&upload_host_, 2 * kUploadHalf), "pinned staging");
   for (auto& e : upload_done_) check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
+  for (auto& e : pick_done_) check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
+  for (Arena* a : {&step_arena_, &adhoc_arena_})
+    for (auto& e : a->copied) check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
 }
 
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream_);
   for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
   for (Arena* a : {&step_arena_, &adhoc_arena_}) {
-    if (a->host) cudaFreeHost(a->host);
+    for (int i = 0; i < 2; ++i) {
+      if (a->host[i]) cudaFreeHost(a->host[i]);
+      if (a->copied[i]) cudaEventDestroy(a->copied[i]);
+    }
     if (a->device) cudaFree(a->device);
   }
+  for (auto& e : pick_done_) cudaEventDestroy(e);
   for (auto& f : float_cache_) cudaFree(f.device);
   if (attn_scratch_) cudaFree(attn_scratch_);
   if (attn_counters_) cudaFree(attn_counters_);
@@ -219,18 +226,29 @@ void CudaBackend::stage(const StepInputs& in, Arena& arena, Staged& out, bool ma
     for (const AttentionSeq& s : ab->seqs)
       if (s.q_len >= cuda::kPrefillMinRows) tiles += static_cast<size_t>((s.q_len + cuda::kPrefillTile - 1) / cuda::kPrefillTile);
   const size_t o_seqs = o_rowseq + (ab ? n : 0), o_pages = o_seqs + 4 * seqs, o_tiles = o_pages + pages;
-  const size_t total = o_tiles + 2 * tiles;
+  const size_t o_from = o_tiles + 2 * tiles, from = in.from_pick.empty() ? 0 : n;
+  if (!in.from_pick.empty() && (in.from_pick.size() != n || !ids_device_))
+    fail("step inputs: {} rows take picked tokens for {} tokens{}", in.from_pick.size(), n,
+         ids_device_ ? "" : ", but no pick was started");
+  const size_t total = o_from + from;
   if (total > arena.capacity) {
     if (capturing_) fail("CUDA backend: step inputs outgrew their buffer during graph capture");
     if (may_drop) drop_recordings();
     check_cuda(cudaStreamSynchronize(stream_), "staging");
-    if (arena.host) cudaFreeHost(arena.host);
+    for (auto& h : arena.host)
+      if (h) cudaFreeHost(h);
     if (arena.device) cudaFree(arena.device);
     arena.capacity = std::max(total * 2, kInitialArena);
-    check_cuda(cudaMallocHost(&arena.host, arena.capacity * 4), "pinned step buffer");
+    for (auto& h : arena.host) check_cuda(cudaMallocHost(&h, arena.capacity * 4), "pinned step buffer");
     arena.device = static_cast<int32_t*>(device_alloc(arena.capacity * 4, "the step buffer"));
   }
-  int32_t* h = arena.host;
+  // This half was last copied out two steps ago; that copy is long done
+  // unless the host runs far ahead.
+  const int half = arena.next;
+  arena.next ^= 1;
+  check_cuda(cudaEventSynchronize(arena.copied[half]), "staging");
+  int32_t* h = arena.host[half];
+  std::copy(in.from_pick.begin(), in.from_pick.end(), h + o_from);
   std::copy(in.tokens.begin(), in.tokens.end(), h + o_tokens);
   std::copy(in.positions.begin(), in.positions.end(), h + o_pos);
   std::copy(in.logit_rows.begin(), in.logit_rows.end(), h + o_rows);
@@ -260,7 +278,10 @@ void CudaBackend::stage(const StepInputs& in, Arena& arena, Staged& out, bool ma
     }
   }
   check_cuda(cudaMemcpyAsync(arena.device, h, total * 4, cudaMemcpyHostToDevice, stream_), "step inputs");
-  const int32_t* d = arena.device;
+  check_cuda(cudaEventRecord(arena.copied[half], stream_), "staging");
+  int32_t* d = arena.device;
+  // Rows fed from the newest pick take its tokens on the device.
+  if (from > 0) cuda::feed_tokens(d + o_tokens, d + o_from, ids_device_, static_cast<int>(n), stream_);
   out = Staged{};
   out.tokens_h = in.tokens.data();
   out.positions_h = in.positions.data();
@@ -280,12 +301,10 @@ void CudaBackend::stage(const StepInputs& in, Arena& arena, Staged& out, bool ma
   out.tiles = d + o_tiles;
   out.num_tiles = static_cast<int>(tiles);
   out.page_size = ab ? ab->page_size : 0;
+  out.from_pick = from > 0 ? d + o_from : nullptr;
 }
 
 void CudaBackend::begin_step(const StepInputs& inputs) {
-  // The previous step's copy out of the pinned buffer must be done before
-  // it is rewritten; steps end with a read-back, so this rarely waits.
-  check_cuda(cudaStreamSynchronize(stream_), "begin step");
   stage(inputs, step_arena_, step_, true);
   in_step_ = true;
 }
@@ -328,7 +347,7 @@ void* CudaBackend::grown(void*& buffer, size_t& capacity, size_t bytes, const ch
   check_cuda(cudaStreamSynchronize(stream_), what);
   if (buffer) cudaFree(buffer);
   buffer = device_alloc(bytes, what);
-  check_cuda(cudaMemset(buffer, 0, bytes), what);
+  check_cuda(cudaMemsetAsync(buffer, 0, bytes, stream_), what);
   capacity = bytes;
   return buffer;
 }

@@ -3,6 +3,7 @@
 // dtype on the way), activations and the KV cache in that dtype, our own
 // kernels for everything but the large matrix products (cuBLASLt), one
 // stream, and decode steps replayed as CUDA graphs per batch-size bucket.
+#include <deque>
 #include <map>
 #include <memory>
 #include <vector>
@@ -63,6 +64,9 @@ class CudaBackend final : public Backend {
   void argmax(const Tensor& logits, std::span<int32_t> out) override;
   void sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) override;
   bool samples_on_device() const override { return true; }
+  void start_pick(const Tensor& logits, std::span<const TokenPick> picks) override;
+  void collect_picks(std::vector<int32_t>& out) override;
+  bool feeds_picks() const override { return true; }
 
   int recordings() const { return static_cast<int>(graphs_.size()); }
 
@@ -74,12 +78,17 @@ class CudaBackend final : public Backend {
     size_t n = 0, rows = 0;
     const AttentionBatch* attention = nullptr;
     const int32_t *tokens = nullptr, *positions = nullptr, *slots = nullptr, *logit_rows = nullptr,
-                  *row_seq = nullptr, *pages = nullptr, *tiles = nullptr;
+                  *row_seq = nullptr, *pages = nullptr, *tiles = nullptr, *from_pick = nullptr;
     const cuda::SeqInfo* seqs = nullptr;
     int num_seqs = 0, page_size = 0, num_tiles = 0;
   };
+  // Two pinned host halves used in turn, so the host can lay out step N + 1
+  // while step N's copy has not run yet; one device buffer, so recorded
+  // steps always read the same address.
   struct Arena {
-    int32_t* host = nullptr;  // pinned
+    int32_t* host[2] = {nullptr, nullptr};
+    cudaEvent_t copied[2] = {nullptr, nullptr};  // each half's last copy to the device
+    int next = 0;
     int32_t* device = nullptr;
     size_t capacity = 0;  // int32 elements
   };
@@ -118,13 +127,23 @@ class CudaBackend final : public Backend {
   size_t attn_scratch_bytes_ = 0;
   void* attn_counters_ = nullptr;  // split-KV merge tickets, kept zeroed
   size_t attn_counters_bytes_ = 0;
-  int32_t* ids_device_ = nullptr;  // argmax results
-  int32_t* ids_host_ = nullptr;
+  int32_t* ids_device_ = nullptr;  // the newest pick's tokens
   float2* argmax_scratch_ = nullptr;
   cuda::SampleRow* picks_device_ = nullptr;  // ids_capacity_ rows
-  cuda::SampleRow* picks_host_ = nullptr;    // pinned
+  // Pinned, two slots of ids_capacity_ rows each, used by picks in turn.
+  int32_t* ids_host_ = nullptr;
+  cuda::SampleRow* picks_host_ = nullptr;
   void ensure_id_buffers(size_t rows);
   size_t ids_capacity_ = 0;
+  struct Outstanding {
+    int slot = 0;
+    size_t rows = 0;
+    bool saved = false;  // tokens already in `tokens` (the slots were reallocated)
+    std::vector<int32_t> tokens;
+  };
+  std::deque<Outstanding> outstanding_;
+  cudaEvent_t pick_done_[2] = {nullptr, nullptr};
+  int pick_slot_ = 0;
   std::map<int32_t, cudaGraphExec_t> graphs_;
 };
 

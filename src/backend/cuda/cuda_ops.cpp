@@ -230,6 +230,13 @@ void CudaBackend::ensure_id_buffers(size_t rows) {
   if (rows <= ids_capacity_) return;
   if (capturing_) fail("CUDA backend: id buffers outgrew their size during graph capture");
   check_cuda(cudaStreamSynchronize(stream_), "id buffers");
+  // Picks not collected yet keep their tokens through the move.
+  for (Outstanding& o : outstanding_)
+    if (!o.saved) {
+      const int32_t* src = ids_host_ + o.slot * ids_capacity_;
+      o.tokens.assign(src, src + o.rows);
+      o.saved = true;
+    }
   for (void* p : {static_cast<void*>(ids_device_), static_cast<void*>(argmax_scratch_), static_cast<void*>(picks_device_)})
     if (p) cudaFree(p);
   if (ids_host_) cudaFreeHost(ids_host_);
@@ -238,36 +245,69 @@ void CudaBackend::ensure_id_buffers(size_t rows) {
   ids_device_ = static_cast<int32_t*>(device_alloc(ids_capacity_ * 4, "argmax results"));
   argmax_scratch_ = static_cast<float2*>(device_alloc(ids_capacity_ * cuda::kArgmaxSlices * sizeof(float2), "argmax scratch"));
   picks_device_ = static_cast<cuda::SampleRow*>(device_alloc(ids_capacity_ * sizeof(cuda::SampleRow), "sampling parameters"));
-  check_cuda(cudaMallocHost(&ids_host_, ids_capacity_ * 4), "pinned argmax results");
-  check_cuda(cudaMallocHost(&picks_host_, ids_capacity_ * sizeof(cuda::SampleRow)), "pinned sampling parameters");
+  check_cuda(cudaMallocHost(&ids_host_, 2 * ids_capacity_ * 4), "pinned argmax results");
+  check_cuda(cudaMallocHost(&picks_host_, 2 * ids_capacity_ * sizeof(cuda::SampleRow)), "pinned sampling parameters");
 }
 
-void CudaBackend::sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) {
-  if (logits.ndim != 2 || logits.dtype != DType::F32 || logits.dim(0) != static_cast<int64_t>(out.size()) ||
-      rows.size() != out.size())
-    fail("sample: logits must be f32 [{}, vocab] with one TokenPick per row", out.size());
-  for (const TokenPick& p : rows)
+void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> picks) {
+  const size_t n = logits.ndim == 2 ? static_cast<size_t>(logits.dim(0)) : 0;
+  if (logits.ndim != 2 || logits.dtype != DType::F32 || (!picks.empty() && picks.size() != n))
+    fail("start_pick: logits must be f32 [rows, vocab] with no TokenPick or one per row");
+  for (const TokenPick& p : picks)
     if (!(p.uniform >= 0.0f && p.uniform < 1.0f) || !(p.temperature >= 0.0f) || !(p.top_p > 0.0f && p.top_p <= 1.0f))
       fail("sample: a TokenPick is out of range (temperature {}, top_p {}, uniform {})", p.temperature, p.top_p,
            p.uniform);
-  ensure_id_buffers(out.size());
-  std::memcpy(picks_host_, rows.data(), rows.size_bytes());
-  check_cuda(cudaMemcpyAsync(picks_device_, picks_host_, rows.size_bytes(), cudaMemcpyHostToDevice, stream_), "sample");
-  cuda::sample(logits.as<const float>(), as_int(out.size()), as_int(logits.dim(1)), picks_device_, ids_device_, stream_);
-  check_cuda(cudaMemcpyAsync(ids_host_, ids_device_, out.size() * 4, cudaMemcpyDeviceToHost, stream_), "sample");
-  check_cuda(cudaStreamSynchronize(stream_), "sample");
-  std::copy(ids_host_, ids_host_ + out.size(), out.begin());
+  if (outstanding_.size() >= 2) fail("start_pick: two picks are already outstanding");
+  ensure_id_buffers(n);
+  // Slots alternate; the one taken now served the pick before the
+  // outstanding one, which was collected (its copies are done).
+  const int slot = pick_slot_;
+  pick_slot_ ^= 1;
+  if (picks.empty()) {
+    cuda::argmax(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), ids_device_, argmax_scratch_, stream_);
+  } else {
+    cuda::SampleRow* rows = picks_host_ + slot * ids_capacity_;
+    std::memcpy(rows, picks.data(), picks.size_bytes());
+    check_cuda(cudaMemcpyAsync(picks_device_, rows, picks.size_bytes(), cudaMemcpyHostToDevice, stream_), "sample");
+    cuda::sample(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), picks_device_, ids_device_, stream_);
+  }
+  check_cuda(cudaMemcpyAsync(ids_host_ + slot * ids_capacity_, ids_device_, n * 4, cudaMemcpyDeviceToHost, stream_),
+             "pick");
+  check_cuda(cudaEventRecord(pick_done_[slot], stream_), "pick");
+  outstanding_.push_back({slot, n, false, {}});
+}
+
+void CudaBackend::collect_picks(std::vector<int32_t>& out) {
+  if (outstanding_.empty()) fail("collect_picks: no pick was started");
+  Outstanding o = std::move(outstanding_.front());
+  outstanding_.pop_front();
+  if (o.saved) {
+    out = std::move(o.tokens);
+    return;
+  }
+  check_cuda(cudaEventSynchronize(pick_done_[o.slot]), "pick");
+  const int32_t* src = ids_host_ + o.slot * ids_capacity_;
+  out.assign(src, src + o.rows);
+}
+
+void CudaBackend::sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) {
+  if (logits.ndim != 2 || logits.dim(0) != static_cast<int64_t>(out.size()) || rows.size() != out.size())
+    fail("sample: logits must be f32 [{}, vocab] with one TokenPick per row", out.size());
+  if (!outstanding_.empty()) fail("sample: picks started earlier are not collected");
+  std::vector<int32_t> tokens;
+  start_pick(logits, rows);
+  collect_picks(tokens);
+  std::copy(tokens.begin(), tokens.end(), out.begin());
 }
 
 void CudaBackend::argmax(const Tensor& logits, std::span<int32_t> out) {
-  if (logits.ndim != 2 || logits.dtype != DType::F32 || logits.dim(0) != static_cast<int64_t>(out.size()))
+  if (logits.ndim != 2 || logits.dim(0) != static_cast<int64_t>(out.size()))
     fail("argmax: logits must be f32 [{}, vocab]", out.size());
-  ensure_id_buffers(out.size());
-  cuda::argmax(logits.as<const float>(), as_int(out.size()), as_int(logits.dim(1)), ids_device_, argmax_scratch_,
-               stream_);
-  check_cuda(cudaMemcpyAsync(ids_host_, ids_device_, out.size() * 4, cudaMemcpyDeviceToHost, stream_), "argmax");
-  check_cuda(cudaStreamSynchronize(stream_), "argmax");
-  std::copy(ids_host_, ids_host_ + out.size(), out.begin());
+  if (!outstanding_.empty()) fail("argmax: picks started earlier are not collected");
+  std::vector<int32_t> tokens;
+  start_pick(logits, {});
+  collect_picks(tokens);
+  std::copy(tokens.begin(), tokens.end(), out.begin());
 }
 
 }  // namespace nativelm

@@ -145,4 +145,15 @@ bool& pdl_enabled() {
   return enabled;
 }
 
+namespace {
+__global__ void feed_kernel(int32_t* tokens, const int32_t* from, const int32_t* picks, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n && from[i] >= 0) tokens[i] = picks[from[i]];
+}
+}  // namespace
+
+void feed_tokens(int32_t* tokens, const int32_t* from, const int32_t* picks, int n, cudaStream_t s) {
+  if (n > 0) feed_kernel<<<(n + 255) / 256, 256, 0, s>>>(tokens, from, picks, n);
+}
+
 }  // namespace nativelm::cuda

@@ -16,6 +16,9 @@ enum class Ty : uint8_t { F32, F16, BF16 };  // the values of nativelm::DType
 // tail (programmatic dependent launch; sm_90 and newer).
 void enable_overlapped_launch(bool on);
 
+// tokens[i] = picks[from[i]] where from[i] >= 0 (tokens fed from a pick).
+void feed_tokens(int32_t* tokens, const int32_t* from, const int32_t* picks, int n, cudaStream_t s);
+
 // out[i, :] = table[ids[i], :] (also gather_rows: x rows picked by index).
 void gather(Ty t, const void* table, const int32_t* ids, int n, int d, void* out, cudaStream_t s);
 // out = rms_norm(x) * w, rounded as transformers does (normalised x in Ty first).

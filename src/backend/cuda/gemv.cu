@@ -61,6 +61,7 @@ struct Chunks {
   static constexpr int kBatch = kDual ? 2 : 4;
   uint4 w[kBatch], u[kBatch];
 
+  // Chunks at and past k read as zero.
   __device__ __forceinline__ void load(const T* wr, const T* wu, int j, int step, int k) {
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) {
@@ -84,16 +85,30 @@ __device__ __forceinline__ void row_dots(const T* x, const T* nw, const float* r
   if constexpr (kVector) {
     constexpr int V = 16 / sizeof(T), kBatch = Chunks<T, kMode>::kBatch;
     const int step = WPR * 32 * V;
-    for (int j = (part * 32 + lane) * V;;) {
+    int j = (part * 32 + lane) * V;
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      if (j + b * step >= k) break;
+      fma_chunk<T, N, V, kMode>(c.w[b], x, nw, rstd, rows, k, j + b * step, acc);
+      if constexpr (kDual) fma_chunk<T, N, V, kMode>(c.u[b], x, nw, rstd, rows, k, j + b * step, acc_u);
+    }
+    // Long rows go on in whole batches, then chunk by chunk.
+    for (j += kBatch * step; j + (kBatch - 1) * step < k; j += kBatch * step) {
 #pragma unroll
       for (int b = 0; b < kBatch; ++b) {
-        if (j + b * step >= k) break;
+        c.w[b] = __ldg(reinterpret_cast<const uint4*>(wr + j + b * step));
+        if constexpr (kDual) c.u[b] = __ldg(reinterpret_cast<const uint4*>(wu + j + b * step));
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
         fma_chunk<T, N, V, kMode>(c.w[b], x, nw, rstd, rows, k, j + b * step, acc);
         if constexpr (kDual) fma_chunk<T, N, V, kMode>(c.u[b], x, nw, rstd, rows, k, j + b * step, acc_u);
       }
-      j += kBatch * step;
-      if (j >= k) break;
-      c.load(wr, wu, j, step, k);
+    }
+    for (; j < k; j += step) {
+      fma_chunk<T, N, V, kMode>(__ldg(reinterpret_cast<const uint4*>(wr + j)), x, nw, rstd, rows, k, j, acc);
+      if constexpr (kDual)
+        fma_chunk<T, N, V, kMode>(__ldg(reinterpret_cast<const uint4*>(wu + j)), x, nw, rstd, rows, k, j, acc_u);
     }
   } else {
     for (int j = part * 32 + lane; j < k; j += WPR * 32) {

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <numeric>
 #include <random>
+#include <map>
 #include <thread>
 
 #include "cli/commands.h"
@@ -278,11 +279,10 @@ void run(const BenchOptions& o) {
   Timer clock;
   const auto results = run_all(o, model, reqs);
   const double duration = clock.seconds();
+  std::map<std::string, int> failures;  // why requests failed, and how often
   for (const auto& r : results)
-    if (!r.ok) {
-      fmt::print(stderr, "a request failed: {}\n", r.error.empty() ? "no tokens received" : r.error);
-      break;
-    }
+    if (!r.ok) ++failures[r.error.empty() ? "no tokens received" : r.error];
+  for (const auto& [why, n] : failures) fmt::print(stderr, "{} request(s) failed: {}\n", n, why);
   report(o, reqs, results, duration);
 }
 

@@ -1,5 +1,7 @@
 #include "server/http_server.h"
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 
 #include <chrono>
@@ -43,6 +45,11 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx), server_(std::make_unique
   server_->set_payload_max_length(ctx_.config.max_request_bytes);
   server_->set_keep_alive_max_count(1000);
   server_->set_tcp_nodelay(true);  // streamed tokens are small writes
+  // Remember the listening socket (see bind()); otherwise httplib's defaults.
+  server_->set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd_ = sock;
+  });
   install_hooks();
 }
 
@@ -118,6 +125,12 @@ int HttpServer::bind() {
   const auto& c = ctx_.config;
   const int port = c.port == 0 ? server_->bind_to_any_port(c.host) : (server_->bind_to_port(c.host, c.port) ? c.port : -1);
   if (port <= 0) fail("cannot listen on {}:{} (address in use or not available)", c.host, c.port);
+  // Debian's libcpp-httplib listens with a backlog of 5: a burst of clients
+  // connecting at once (bench_serving at rate inf) overflowed the accept
+  // queue and some saw their connections fail. Listening again on the bound
+  // socket only raises the backlog.
+  if (listen_fd_ >= 0 && ::listen(listen_fd_, kListenBacklog) != 0)
+    log::warn("could not raise the listen backlog to {}", kListenBacklog);
   return port;
 }
 

@@ -41,8 +41,10 @@ class HttpServer {
   Handler guarded(Handler handler, bool open) const;
   void install_hooks();
 
+  static constexpr int kListenBacklog = 1024;
   ServerContext& ctx_;
   std::unique_ptr<httplib::Server> server_;
+  int listen_fd_ = -1;  // the bound socket (httplib's socket_t is an int here)
 };
 
 }  // namespace nativelm::server

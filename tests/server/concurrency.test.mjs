@@ -2,6 +2,7 @@
 // request run on its own (greedy), and every KV page is free afterwards.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { Server, openaiModule, generateCli } from './harness.mjs';
 
 const { OpenAI } = openaiModule();
@@ -50,4 +51,29 @@ test('64 concurrent streams equal their one-at-a-time greedy outputs', async () 
   assert.equal(info.waiting, 0);
   assert.ok(info.kv_pages_total > 0);
   assert.equal(info.kv_pages_free, info.kv_pages_total, 'every KV page is free again');
+});
+
+// A burst of connections opened at once (as bench_serving does at rate inf):
+// every one is accepted and answered. With a listen backlog of 5 some of
+// them used to fail with a read error.
+function completionOnNewConnection(i) {
+  const body = JSON.stringify({ model: 'm', prompt: `Once upon a time ${i}`, max_tokens: 2, temperature: 0 });
+  const url = new URL(`${server.url}/v1/completions`);
+  return new Promise((resolve) => {
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+      let data = '';
+      res.on('data', (c) => { data += c; });
+      res.on('end', () => resolve({ status: res.statusCode, data }));
+    });
+    req.on('error', (e) => resolve({ status: 0, data: String(e) }));
+    req.end(body);
+  });
+}
+
+test('300 connections opened at once are all answered', async () => {
+  const results = await Promise.all(Array.from({ length: 300 }, (_, i) => completionOnNewConnection(i)));
+  const failed = results.filter((r) => r.status !== 200);
+  assert.equal(failed.length, 0, `${failed.length} failed, e.g. ${failed[0]?.status} ${failed[0]?.data}`);
+  for (const r of results) assert.equal(JSON.parse(r.data).choices.length, 1);
 });

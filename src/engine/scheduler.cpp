@@ -365,13 +365,57 @@ void Scheduler::collect_in_flight() {
     try {
       handle_token(r, TokenOutput{next[i], 0.0f, {}});
     } catch (const std::exception& e) {
-      log::error("request {} failed: {}", r.stream->id(), e.what());
-      RequestUpdate u;
-      u.error = e.what();
-      r.stream->push(std::move(u));
-      if (!r.done) finish(r, aborted());
+      fail_request(r, e.what());
     }
   }
+}
+
+// Ends one request with an error (e.g. from detokenizing); the others go on.
+void Scheduler::fail_request(Running& r, const std::string& why) {
+  log::error("request {} failed: {}", r.stream->id(), why);
+  RequestUpdate u;
+  u.error = why;
+  r.stream->push(std::move(u));
+  if (!r.done) finish(r, aborted());
+}
+
+// The tokens of a step that was waited for: picked on the device, or
+// sampled here from the logits.
+void Scheduler::take_results(Batch& b, std::span<const int32_t> next, std::span<float> logits) {
+  const int64_t vocab = model_.config.vocab_size;
+  for (size_t i = 0; i < b.reqs.size(); ++i) {
+    Running& r = *b.reqs[i];
+    if (!b.samples[i]) continue;  // logits predict the next token once the context is cached
+    try {
+      if (!next.empty()) {
+        handle_token(r, TokenOutput{next[i], 0.0f, {}});
+      } else {
+        handle_logits(r, logits.subspan(i * vocab, vocab));
+      }
+    } catch (const std::exception& e) {
+      fail_request(r, e.what());
+    }
+  }
+}
+
+// Step N + 1 (b) is queued: the host now takes step N's tokens, and b
+// becomes the step in flight.
+void Scheduler::hand_over(Batch& b) {
+  auto f = std::make_unique<InFlight>();
+  f->step = ++steps_;
+  for (size_t i = 0; i < b.reqs.size(); ++i)
+    if (b.samples[i]) {
+      b.reqs[i]->awaited_step = f->step;
+      b.reqs[i]->awaited_row = static_cast<int32_t>(i);
+    }
+  f->reqs = std::move(b.reqs);
+  f->samples = std::move(b.samples);
+  if (in_flight_) {
+    std::lock_guard lock(mutex_);
+    ++stats_.overlapped_steps;
+  }
+  collect_in_flight();
+  in_flight_ = std::move(f);
 }
 
 void Scheduler::run_step() {
@@ -417,54 +461,15 @@ void Scheduler::run_step() {
       // Should not happen after make_room; fail these requests, keep serving.
       log::error("forward step failed: {}", e.what());
       collect_in_flight();
-      for (auto& r : b.reqs) {
-        RequestUpdate u;
-        u.error = e.what();
-        r->stream->push(std::move(u));
-        if (!r->done) finish(*r, aborted());
-      }
+      for (auto& r : b.reqs) fail_request(*r, e.what());
       b.reqs.clear();
     }
     if (options_.prefix_cache)
       for (auto& r : b.reqs) publish_prefix(*r);
     if (overlap && !b.reqs.empty()) {
-      // Step N + 1 is queued: now the host takes step N's tokens.
-      auto f = std::make_unique<InFlight>();
-      f->step = ++steps_;
-      for (size_t i = 0; i < b.reqs.size(); ++i)
-        if (b.samples[i]) {
-          b.reqs[i]->awaited_step = f->step;
-          b.reqs[i]->awaited_row = static_cast<int32_t>(i);
-        }
-      f->reqs = std::move(b.reqs);
-      f->samples = std::move(b.samples);
-      if (in_flight_) {
-        std::lock_guard lock(mutex_);
-        ++stats_.overlapped_steps;
-      }
-      collect_in_flight();
-      in_flight_ = std::move(f);
+      hand_over(b);
     } else if (!b.reqs.empty()) {
-      const int64_t vocab = model_.config.vocab_size;
-      const bool picked = greedy || on_device;
-      for (size_t i = 0; i < b.reqs.size(); ++i) {
-        Running& r = *b.reqs[i];
-        if (!b.samples[i]) continue;  // logits predict the next token once the context is cached
-        try {
-          if (picked) {
-            handle_token(r, TokenOutput{next[i], 0.0f, {}});
-          } else {
-            handle_logits(r, std::span(logits).subspan(i * vocab, vocab));
-          }
-        } catch (const std::exception& e) {
-          // One request's failure (e.g. in detokenizing) must not stop the others.
-          log::error("request {} failed: {}", r.stream->id(), e.what());
-          RequestUpdate u;
-          u.error = e.what();
-          r.stream->push(std::move(u));
-          if (!r.done) finish(r, aborted());
-        }
-      }
+      take_results(b, next, logits);
     }
   }
   std::erase_if(running_, [](const auto& r) { return r->done; });

@@ -74,6 +74,7 @@ class Scheduler {
   // The launched step not yet collected (overlap), and collecting it.
   struct InFlight;
   void collect_in_flight();
+  void hand_over(Batch& b);
   bool all_device_picked() const;
   // Ends the request: the final update (`u` with timeline and usage added).
   void finish(Running& r, RequestUpdate u);
@@ -81,6 +82,8 @@ class Scheduler {
   bool device_pickable(const Running& r) const;
   void handle_logits(Running& r, std::span<float> logits);
   void handle_token(Running& r, TokenOutput out);
+  void fail_request(Running& r, const std::string& why);
+  void take_results(Batch& b, std::span<const int32_t> next, std::span<float> logits);
   void reuse_prefix(Running& r);
   void publish_prefix(Running& r);
 

@@ -80,6 +80,15 @@ Value repeat(Interpreter& in, const Value& seq, int64_t n) {
 }
 
 // "%s" % x, the printf-style formatting some templates use.
+
+// Python's '%d' % x for a float: the exact integer part, however large (an
+// int64 cast would be undefined past 2^63).
+std::string float_as_int_text(double x) {
+  if (std::isnan(x)) fail("cannot convert float NaN to integer");
+  if (std::isinf(x)) fail("cannot convert float infinity to integer");
+  const double t = std::trunc(x);
+  return t == 0 ? "0" : fmt::format("{:.0f}", t);
+}
 Value percent_format(Interpreter& in, const std::string& fmt_str, const Value& arg) {
   std::vector<Value> args = arg.is_list() && arg.as_list()->is_tuple ? arg.as_list()->items
                                                                       : std::vector<Value>{arg};
@@ -100,7 +109,7 @@ Value percent_format(Interpreter& in, const std::string& fmt_str, const Value& a
     const Value& v = args[next++];
     if (c == 's') out += v.str();
     else if (c == 'r') out += v.repr();
-    else if (c == 'd' || c == 'i') out += std::to_string(v.is_float() ? static_cast<int64_t>(v.as_float()) : v.to_int());
+    else if (c == 'd' || c == 'i') out += v.is_float() ? float_as_int_text(v.as_float()) : std::to_string(v.to_int());
     else fail("unsupported format character '{}'", c);
     in.check_size(out.size());
   }

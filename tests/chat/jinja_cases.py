@@ -38,6 +38,7 @@ cases = [
  ("{{ '%s-%d' % ('a', 3) }}|{{ '{}+{}'.format(1, 'b') }}|{{ [3,1,2]|sort }}|{{ ['b','A','a']|sort }}|{{ [1,1,2]|unique|list }}|{{ [1,2]|sum }}", {}),
  ("{%- for m in messages %}\n  {%- if m.role == 'user' %}\n    {{- 'U:' + m.content }}\n  {%- elif m.role == 'assistant' %}\n    {{- 'A:' + m.content | trim }}\n  {%- endif %}\n{%- endfor %}", {"messages": [{"role":"user","content":"hi"},{"role":"assistant","content":"  yo  "}]}),
  ("x\n  {%+ if true %}y{% endif %}\n  {{ 'z' }}  \n", {}),
+ ("{{ '%d|%d|%i|%d' % (1e20, -0.5, 6.5, 66666666666666666666666666666.0) }}", {}),
  ("{{ 1 == 1.0 }}|{{ [1,2] == [1,2] }}|{{ 'a' < 'b' }}|{{ 10 > 9.5 }}|{{ 0.1 + 0.2 }}|{{ 1/3 }}|{{ 100000000000000000000.0 }}|{{ 0.0001 }}|{{ -0.0 }}", {}),
 ]
 out = []

@@ -73,10 +73,10 @@ struct Chunks {
 };
 
 // Dot products of one weight row (and its up row for kNormSwiglu) with the
-// rows of x, over this warp's share of k. Vector path: `first` holds the
-// chunks at j0 already (loaded before the kernel waited for x); each batch
-// of loads is in flight before any of it is used.
-template <class T, int N, int WPR, bool kVector, int kMode>
+// rows of x, over this warp's share of k. Vector path with kPreload: `c`
+// already holds the first batch (loaded before the kernel waited for x).
+// Each batch of loads is in flight before any of it is used.
+template <class T, int N, int WPR, bool kVector, int kMode, bool kPreload>
 __device__ __forceinline__ void row_dots(const T* x, const T* nw, const float* rstd, const T* wr, const T* wu,
                                          int rows, int k, int part, Chunks<T, kMode>& c, float (&acc)[N],
                                          float (&acc_u)[N]) {
@@ -86,23 +86,28 @@ __device__ __forceinline__ void row_dots(const T* x, const T* nw, const float* r
     constexpr int V = 16 / sizeof(T), kBatch = Chunks<T, kMode>::kBatch;
     const int step = WPR * 32 * V;
     int j = (part * 32 + lane) * V;
-#pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-      if (j + b * step >= k) break;
-      fma_chunk<T, N, V, kMode>(c.w[b], x, nw, rstd, rows, k, j + b * step, acc);
-      if constexpr (kDual) fma_chunk<T, N, V, kMode>(c.u[b], x, nw, rstd, rows, k, j + b * step, acc_u);
-    }
-    // Long rows go on in whole batches, then chunk by chunk.
-    for (j += kBatch * step; j + (kBatch - 1) * step < k; j += kBatch * step) {
+    if constexpr (kPreload) {
 #pragma unroll
       for (int b = 0; b < kBatch; ++b) {
-        c.w[b] = __ldg(reinterpret_cast<const uint4*>(wr + j + b * step));
-        if constexpr (kDual) c.u[b] = __ldg(reinterpret_cast<const uint4*>(wu + j + b * step));
+        if (j + b * step >= k) break;
+        fma_chunk<T, N, V, kMode>(c.w[b], x, nw, rstd, rows, k, j + b * step, acc);
+        if constexpr (kDual) fma_chunk<T, N, V, kMode>(c.u[b], x, nw, rstd, rows, k, j + b * step, acc_u);
+      }
+      j += kBatch * step;
+    }
+    // Whole batches (all loads in flight before the first is used), then
+    // chunk by chunk.
+    for (; j + (kBatch - 1) * step < k; j += kBatch * step) {
+      uint4 wv[kBatch], uv[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        wv[b] = __ldg(reinterpret_cast<const uint4*>(wr + j + b * step));
+        if constexpr (kDual) uv[b] = __ldg(reinterpret_cast<const uint4*>(wu + j + b * step));
       }
 #pragma unroll
       for (int b = 0; b < kBatch; ++b) {
-        fma_chunk<T, N, V, kMode>(c.w[b], x, nw, rstd, rows, k, j + b * step, acc);
-        if constexpr (kDual) fma_chunk<T, N, V, kMode>(c.u[b], x, nw, rstd, rows, k, j + b * step, acc_u);
+        fma_chunk<T, N, V, kMode>(wv[b], x, nw, rstd, rows, k, j + b * step, acc);
+        if constexpr (kDual) fma_chunk<T, N, V, kMode>(uv[b], x, nw, rstd, rows, k, j + b * step, acc_u);
       }
     }
     for (; j < k; j += step) {
@@ -150,7 +155,7 @@ __device__ __forceinline__ bool combine_parts(float (&acc)[N], float (*partial)[
 // A block of 8 warps serves 8 / WPR rows; the WPR warps of a row take
 // interleaved 16-byte chunks, so short matrices still keep enough loads in
 // flight. N: compiled row capacity (>= rows).
-template <class T, class O, int N, int WPR, bool kVector, int kMode>
+template <class T, class O, int N, int WPR, bool kVector, int kMode, bool kPreload>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const T* __restrict__ x, const T* __restrict__ nw, float eps, const T* __restrict__ w,
                 const T* __restrict__ bias, O* __restrict__ out, int m, int k, int rows) {
@@ -162,11 +167,13 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   const int row = blockIdx.x * kRows + warp / WPR, part = warp % WPR;
   const T* wr = w + static_cast<int64_t>(row) * k;
   const T* wu = wr + static_cast<int64_t>(m) * k;
-  // Weights are not produced upstream: the first loads go out before the
-  // wait and overlap the previous kernel's tail.
+  // Weights are not produced upstream: with kPreload the first batch of
+  // loads goes out before the wait and overlaps the previous kernel's tail.
+  // That costs registers (occupancy), so only short, latency-bound matrices
+  // take it; long ones stream at full occupancy.
   Chunks<T, kMode> chunks;
   constexpr int V = 16 / static_cast<int>(sizeof(T));
-  if (kVector && row < m) chunks.load(wr, wu, (part * 32 + lane) * V, WPR * 32 * V, k);
+  if (kPreload && kVector && row < m) chunks.load(wr, wu, (part * 32 + lane) * V, WPR * 32 * V, k);
   grid_dependency_wait();
   grid_dependency_trigger();
   if constexpr (has_norm(kMode)) {
@@ -185,7 +192,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   float acc[N], acc_u[N];
 #pragma unroll
   for (int n = 0; n < N; ++n) acc[n] = acc_u[n] = 0.0f;
-  if (row < m) row_dots<T, N, WPR, kVector, kMode>(x, nw, rstd, wr, wu, rows, k, part, chunks, acc, acc_u);
+  if (row < m) row_dots<T, N, WPR, kVector, kMode, kPreload>(x, nw, rstd, wr, wu, rows, k, part, chunks, acc, acc_u);
   float both[M];
 #pragma unroll
   for (int n = 0; n < N; ++n) {
@@ -227,13 +234,23 @@ void launch_wpr(const GemvArgs& g, bool vec, cudaStream_t s) {
   auto ot = static_cast<O*>(g.out);
   if constexpr (WPR == 1) {
     if (!vec) {
-      launch_pdl(gemv_kernel<T, O, N, 1, false, kMode>, blocks, kWarpsPerBlock * 32, 0, s, xt, nt, g.eps, wt, bt, ot,
-                 g.m, g.k, g.rows);
+      launch_pdl(gemv_kernel<T, O, N, 1, false, kMode, false>, blocks, kWarpsPerBlock * 32, 0, s, xt, nt, g.eps, wt,
+                 bt, ot, g.m, g.k, g.rows);
       return;
     }
   }
-  launch_pdl(gemv_kernel<T, O, N, WPR, true, kMode>, blocks, kWarpsPerBlock * 32, 0, s, xt, nt, g.eps, wt, bt, ot,
-             g.m, g.k, g.rows);
+  // Batch-1 decode over a matrix of at most kPreloadBytes: see gemv_kernel.
+  constexpr int64_t kPreloadBytes = int64_t{32} << 20;
+  const int64_t bytes = (kMode == kNormSwiglu ? 2 : 1) * int64_t{g.m} * g.k * static_cast<int64_t>(sizeof(T));
+  if constexpr (N == 1) {
+    if (bytes <= kPreloadBytes) {
+      launch_pdl(gemv_kernel<T, O, N, WPR, true, kMode, true>, blocks, kWarpsPerBlock * 32, 0, s, xt, nt, g.eps, wt,
+                 bt, ot, g.m, g.k, g.rows);
+      return;
+    }
+  }
+  launch_pdl(gemv_kernel<T, O, N, WPR, true, kMode, false>, blocks, kWarpsPerBlock * 32, 0, s, xt, nt, g.eps, wt, bt,
+             ot, g.m, g.k, g.rows);
 }
 
 // Warps per row: enough warps over the whole matrix to cover the GPU many

@@ -146,8 +146,9 @@ void ModelRunner::launch(std::span<SeqKv* const> seqs, std::span<const std::vect
   if (fed && launched_ == 0) fail("ModelRunner::launch: tokens fed from a step that was not launched");
   std::vector<std::vector<int32_t>> patched;
   if (fed && !backend.feeds_picks()) {
-    // This backend cannot feed picks on its own: fetch the previous step's
-    // tokens now (already computed on such a backend) and pass them as plain tokens.
+    // This backend cannot feed picks itself: fetch the previous step's
+    // tokens now (such a backend has computed them already) and pass them
+    // as plain tokens.
     if (static_cast<int>(collected_.size()) < launched_) {
       collected_.emplace_back();
       backend.collect_picks(collected_.back());
@@ -162,7 +163,6 @@ void ModelRunner::launch(std::span<SeqKv* const> seqs, std::span<const std::vect
   const Tensor out = run(seqs, tokens, false, fed ? from_prev : std::span<const int32_t>{});
   backend.start_pick(out, picks);
   ++launched_;
-
 }
 
 void ModelRunner::collect(std::vector<int32_t>& next) {

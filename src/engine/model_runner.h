@@ -45,9 +45,10 @@ class ModelRunner {
   // The overlapped form of step_greedy / step_sample: queues the step and
   // its token picks (argmax when picks is empty) and returns without
   // waiting; collect() returns each launched step's tokens, oldest first.
-  // from_prev[i] >= 0 (or from_prev empty): sequence i's one new token is
-  // the one picked for row from_prev[i] of the step launched just before,
-  // whose value the host need not know yet (tokens[i] holds a placeholder).
+  // from_prev (empty, or one entry per sequence): where from_prev[i] >= 0,
+  // sequence i's one new token is the one picked for row from_prev[i] of
+  // the step launched just before, whose value the host need not know yet
+  // (tokens[i] holds a placeholder).
   // At most two launched steps may be uncollected.
   void launch(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
               std::span<const TokenPick> picks, std::span<const int32_t> from_prev);

@@ -10,13 +10,13 @@ build="$root/build-gpu"
 out="$root/.gpu"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNATIVELM_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-cmake --build "$build" --target nativelm test_backend test_engine make_random_checkpoint
+cmake --build "$build" --target nativelm test_backend test_engine make_random_checkpoint bench_cuda_decode_chain
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib" "$out/shared/models"
-for b in nativelm tests/test_backend tests/test_engine tools/make_random_checkpoint; do
+for b in nativelm tests/test_backend tests/test_engine tools/make_random_checkpoint bench/bench_cuda_decode_chain; do
   [ -f "$build/$b" ] && strip -o "$out/bin/$(basename "$b")" "$build/$b"
 done
-ldd "$build/nativelm" "$build/tests/test_engine" | awk '/=> \//{print $3}' | sort -u |
+ldd "$build/nativelm" "$build/tests/test_engine" "$build/bench/bench_cuda_decode_chain" | awk '/=> \//{print $3}' | sort -u |
   grep -Ev '/(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+\+|libcuda|libcudart|libcublas|libcublasLt)\.so' |
   while read -r lib; do cp -L "$lib" "$out/lib/"; done
 cp -r "$root/../shared/models/stories260K" "$out/shared/models/"
@@ -26,6 +26,6 @@ if [ -d "$tok" ]; then
   gzip -c "$tok/tokenizer.json" >"$out/qwen3-tokenizer/tokenizer.json.gz"
   cp "$tok/tokenizer_config.json" "$out/qwen3-tokenizer/"
 fi
-# The kernels' machine code compresses well; the transfer to the GPU machine is size-limited.
-tar -C "$out" -czf "$out/bin.tar.gz" bin && rm -rf "$out/bin"
+# Binaries and libraries compress well; the transfer to the GPU machine is size-limited.
+tar -C "$out" -cf - bin lib | xz -T0 -6 >"$out/bin.tar.xz" && rm -rf "$out/bin" "$out/lib"
 du -sh "$out"

@@ -9,7 +9,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ $# -ge 1 ]; then
   bundle=$(cd "$1" && pwd)
-  [ -d "$bundle/bin" ] || tar -C "$bundle" -xzf "$bundle/bin.tar.gz" || exit 1
+  [ -d "$bundle/bin" ] || tar -C "$bundle" -xJf "$bundle/bin.tar.xz" || exit 1
   bin="$bundle/bin"
   tests="$bundle/bin"
   export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"

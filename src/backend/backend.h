@@ -160,6 +160,15 @@ class Backend {
     rms_norm(x, norm, eps, normed);
     linear(normed, w, bias, out);
   }
+  // attention(q) after qkv_prepare(qkv, ..., q): the step from the q/k/v
+  // projection to the attention output; q [n, heads * head_dim] is scratch.
+  virtual void prepare_attention(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
+                                 const Tensor* k_norm, float eps, std::span<const int32_t> positions,
+                                 std::span<const float> inv_freq, const AttentionBatch& batch, float scale,
+                                 Tensor& k_pool, Tensor& v_pool, Tensor& q, Tensor& out) {
+    qkv_prepare(qkv, layout, q_norm, k_norm, eps, positions, inv_freq, batch.slots, k_pool, v_pool, q);
+    attention(q, k_pool, v_pool, batch, layout.head_dim, scale, out);
+  }
   // residual += linear(x, w, bias); proj [n, m] is scratch.
   virtual void linear_add(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& residual, Tensor& proj) {
     linear(x, w, bias, proj);

@@ -143,10 +143,9 @@ void Transformer::attention_block(const Layer& l, const ForwardBatch& batch, Ten
   const float eps = static_cast<float>(c.rms_norm_eps);
   backend_.norm_linear(residual, l.input_norm, eps, l.qkv_proj, l.qkv_bias ? &*l.qkv_bias : nullptr, hidden, qkv);
   const QkvLayout layout{c.num_heads, c.num_kv_heads, c.head_dim};
-  backend_.qkv_prepare(qkv, layout, l.q_norm ? &*l.q_norm : nullptr, l.k_norm ? &*l.k_norm : nullptr, eps,
-                       batch.positions, inv_freq_, batch.attention.slots, k_pool, v_pool, q);
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  backend_.attention(q, k_pool, v_pool, batch.attention, c.head_dim, scale, attn);
+  backend_.prepare_attention(qkv, layout, l.q_norm ? &*l.q_norm : nullptr, l.k_norm ? &*l.k_norm : nullptr, eps,
+                             batch.positions, inv_freq_, batch.attention, scale, k_pool, v_pool, q, attn);
   backend_.linear_add(attn, l.o_proj, l.o_bias ? &*l.o_bias : nullptr, residual, proj);
 }
 

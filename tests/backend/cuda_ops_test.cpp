@@ -112,12 +112,19 @@ TEST_P(CudaOps, RmsNormAndResidualAdd) {
   }
 }
 
-// Both paths: the GEMV (up to kGemvMaxRows rows, vector and scalar loads)
-// and cuBLASLt; outputs in the model dtype and in f32 (logits).
+// All paths: the GEMVs (up to kGemvMaxRows rows: for 16-bit weights the
+// prefetching kernel where its shared memory holds a block's rows, the
+// streaming kernel with vector or scalar loads otherwise) and
+// cuBLASLt; outputs in the model dtype and in f32 (logits).
 TEST_P(CudaOps, LinearMatchesCpu) {
   struct Shape { int64_t n, m, k; bool bias; };
   for (Shape s : {Shape{1, 96, 64, false}, Shape{3, 200, 100, true}, Shape{8, 256, 512, false},
-                  Shape{9, 160, 256, true}, Shape{64, 384, 1024, false}, Shape{130, 70, 48, true}}) {
+                  Shape{9, 160, 256, true}, Shape{64, 384, 1024, false}, Shape{130, 70, 48, true},
+                  // 16-bit: Qwen3-0.6B's qkv and (eight input rows) down projections
+                  // on the prefetching kernel; too many rows, and rows too long, for
+                  // its shared memory (the streaming kernel).
+                  Shape{1, 4096, 1024, true}, Shape{5, 1000, 3072, false}, Shape{1, 20000, 1024, true},
+                  Shape{2, 300, 16384, false}}) {
     Buffer x = random({s.n, s.k}), w = random({s.m, s.k}), b = random({s.m});
     auto xv = x.values();
     Tensor xg = upload(x), wg = upload(w), bg = upload(b);
@@ -171,7 +178,7 @@ TEST_P(CudaOps, QkvPrepareNormRopeAndCacheWrite) {
 // with pages scattered over the pool.
 TEST_P(CudaOps, PagedAttentionMixedBatch) {
   struct Case { int64_t heads, kv_heads, hd; };
-  for (Case c : {Case{4, 2, 64}, Case{8, 1, 128}, Case{6, 2, 8}, Case{32, 8, 128}, Case{16, 16, 256}}) {
+  for (Case c : {Case{4, 2, 64}, Case{8, 1, 128}, Case{6, 2, 8}, Case{32, 8, 128}, Case{16, 16, 256}, Case{2, 2, 128}}) {
     const int32_t ps = 16, pages = 96;
     const int64_t kw = c.kv_heads * c.hd, qw = c.heads * c.hd;
     Buffer kpool = random({pages * ps, kw}), vpool = random({pages * ps, kw});
@@ -211,6 +218,81 @@ TEST_P(CudaOps, PagedAttentionMixedBatch) {
   }
 }
 
+// A decode step (each sequence adds one token): prepare_attention, which the
+// lanes kernel serves alone for 16-bit K/V of head size 64/128 and few heads
+// per kv head, must give exactly what qkv_prepare + attention give on the GPU
+// (output and pools) and match the CPU. The other shapes take the pair.
+TEST_P(CudaOps, PrepareAttentionOnDecodeRows) {
+  struct Case { int64_t heads, kv_heads, hd; bool norm; };
+  for (Case c : {Case{16, 8, 128, true}, Case{4, 2, 64, false}, Case{8, 2, 64, true}, Case{2, 2, 128, true},
+                 Case{8, 1, 128, true}}) {
+    const QkvLayout layout{c.heads, c.kv_heads, c.hd};
+    const int32_t ps = 16, pages = 80;
+    const int64_t kw = c.kv_heads * c.hd, qw = c.heads * c.hd;
+    const std::vector<int32_t> kv_lens = {700, 1, 129, 50, 16};
+    const int64_t n = static_cast<int64_t>(kv_lens.size());
+    std::vector<int32_t> perm(pages);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng_);
+    AttentionBatch batch;
+    batch.page_size = ps;
+    std::vector<std::vector<int32_t>> tables;
+    std::vector<int32_t> positions;
+    int32_t page = 0;
+    for (int32_t kv_len : kv_lens) {
+      std::vector<int32_t> t;
+      for (int32_t p = 0; p < (kv_len + ps - 1) / ps; ++p) t.push_back(perm[page++]);
+      tables.push_back(t);
+      positions.push_back(kv_len - 1);
+      batch.slots.push_back(t[(kv_len - 1) / ps] * ps + (kv_len - 1) % ps);
+    }
+    for (int64_t i = 0; i < n; ++i) batch.seqs.push_back({static_cast<int32_t>(i), 1, kv_lens[i], tables[i].data()});
+    std::vector<float> inv_freq(c.hd / 2);
+    for (int64_t j = 0; j < c.hd / 2; ++j) inv_freq[j] = std::pow(10000.0f, -2.0f * j / c.hd);
+    Buffer qkv = random({n, layout.width()}, -2.0f, 2.0f), kpool = random({pages * ps, kw}),
+           vpool = random({pages * ps, kw});
+    Buffer qn = random({c.hd}, 0.5f, 1.5f), kn = random({c.hd}, 0.5f, 1.5f);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+    auto qkv_v = qkv.values(), kp = kpool.values(), vp = vpool.values();
+    std::vector<float> q_c(n * qw), want(n * qw);
+    Tensor qkv_c = test::view(qkv_v, n, layout.width()), kp_c = test::view(kp, pages * ps, kw);
+    Tensor vp_c = test::view(vp, pages * ps, kw), qc = test::view(q_c, n, qw), oc = test::view(want, n, qw);
+    Tensor qn_c = qn.tensor(), kn_c = kn.tensor();
+    cpu_.prepare_attention(qkv_c, layout, c.norm ? &qn_c : nullptr, c.norm ? &kn_c : nullptr, 1e-6f, positions,
+                           inv_freq, batch, scale, kp_c, vp_c, qc, oc);
+    Tensor qkv_g = upload(qkv), qn_g = upload(qn), kn_g = upload(kn);
+    std::vector<float> out[2], kps[2], vps[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      Tensor kg = upload(kpool), vg = upload(vpool), qg = empty(dt(), n, qw), og = empty(dt(), n, qw);
+      const Tensor *qn_p = c.norm ? &qn_g : nullptr, *kn_p = c.norm ? &kn_g : nullptr;
+      if (fused) {
+        gpu_->prepare_attention(qkv_g, layout, qn_p, kn_p, 1e-6f, positions, inv_freq, batch, scale, kg, vg, qg, og);
+      } else {
+        gpu_->qkv_prepare(qkv_g, layout, qn_p, kn_p, 1e-6f, positions, inv_freq, batch.slots, kg, vg, qg);
+        gpu_->attention(qg, kg, vg, batch, c.hd, scale, og);
+      }
+      out[fused] = download(og);
+      kps[fused] = download(kg);
+      vps[fused] = download(vg);
+    }
+    const std::string what = std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " heads, hd " +
+                             std::to_string(c.hd);
+    const auto differing = [](const std::vector<float>& a, const std::vector<float>& b) {
+      int64_t d = 0;
+      for (size_t i = 0; i < a.size(); ++i) d += a[i] != b[i];
+      return d;
+    };
+    EXPECT_EQ(differing(out[1], out[0]), 0) << what;
+    EXPECT_EQ(differing(kps[1], kps[0]), 0) << what;
+    EXPECT_EQ(differing(vps[1], vps[0]), 0) << what;
+    EXPECT_LE(rel_error(out[0], want), 4 * tol()) << what << " (pair)";
+    EXPECT_LE(rel_error(vps[0], vp), tol()) << what << " (pair)";
+    EXPECT_LE(rel_error(out[1], want), 4 * tol()) << what;
+    EXPECT_LE(rel_error(kps[1], kp), 3 * tol()) << what;
+    EXPECT_LE(rel_error(vps[1], vp), tol()) << what;
+  }
+}
+
 TEST_P(CudaOps, AttentionRejectsPagesOutsideThePool) {
   Tensor q = empty(dt(), 1, 64), kp = empty(dt(), 32, 64), vp = empty(dt(), 32, 64), out = empty(dt(), 1, 64);
   int32_t page = 5;  // pool has 2 pages of 16
@@ -237,8 +319,8 @@ TEST_P(CudaOps, SiluMul) {
 // steps (cuBLASLt) for many, against the CPU running the pairs op by op.
 TEST_P(CudaOps, FusedSeamsMatchTheirPairs) {
   for (int64_t n : {1, 3, 6, 12})
-    for (int64_t k : {256, 100}) {
-      const int64_t d = 96;
+    for (int64_t k : {256, 100, 1024}) {
+      const int64_t d = k == 1024 ? 3072 : 96;  // 1024: Qwen3-0.6B's MLP
       Buffer x = random({n, k}), nw = random({k}, 0.5f, 1.5f), w = random({2 * d, k}), b = random({2 * d});
       Buffer wo = random({k, d}), res = random({n, k}), act = random({n, d});
       auto xv = x.values(), rv = res.values(), av = act.values();

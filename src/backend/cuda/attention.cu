@@ -10,7 +10,7 @@
 
 #include <mma.h>
 
-#include "backend/cuda/common.cuh"
+#include "backend/cuda/rope.cuh"
 
 namespace nativelm::cuda {
 
@@ -215,6 +215,42 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
 // cached by earlier steps are loaded before the kernel waits for q.
 constexpr int kLaneChunk = kWarps * 32;
 
+// qkv_prepare's work for a decode row inside the lanes kernel: warp g < hpb
+// turns q head h0 + g into sq (rounded to T as the prepare kernel writes it,
+// then scaled); where the chunk ends at the row's new position, the next two
+// warps make its K (norm + rope) and V rows in shared memory, and the first
+// block of the kv head also writes them to the pools for later steps.
+template <class T, int HD>
+__device__ __forceinline__ void prepare_in_block(const AttentionArgs& a, int row, int h0, int hpb, int kvh,
+                                                 bool fresh_here, const Rotary& rot, float* sq, T* fresh_k,
+                                                 T* fresh_v) {
+  const QkvArgs& p = a.prep;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const T* src = static_cast<const T*>(p.qkv) + static_cast<int64_t>(row) * (a.heads + 2 * a.kv_heads) * HD;
+  const T* q_norm = static_cast<const T*>(p.q_norm);
+  const T* k_norm = static_cast<const T*>(p.k_norm);
+  for (int job = warp; job < hpb + (fresh_here ? 2 : 0); job += kWarps) {
+    if (job < hpb) {
+      float* dst = sq + job * HD;
+      norm_rope_head(src + (h0 + job) * HD, q_norm, p.eps, rot, HD,
+                     [&](int j, float v) { dst[j] = round_to<T>(v) * a.scale; });
+    } else if (job == hpb) {
+      norm_rope_head(src + (a.heads + kvh) * HD, k_norm, p.eps, rot, HD,
+                     [&](int j, float v) { fresh_k[j] = from_f<T>(v); });
+    } else {
+      const T* v = src + (a.heads + a.kv_heads + kvh) * HD;
+      for (int j = lane; j < HD; j += 32) fresh_v[j] = v[j];
+    }
+  }
+  if (!fresh_here || h0 != kvh * (a.heads / a.kv_heads)) return;
+  __syncthreads();
+  const int64_t at = static_cast<int64_t>(p.slots[row]) * a.kv_heads * HD + kvh * HD;
+  for (int j = threadIdx.x; j < HD; j += blockDim.x) {
+    static_cast<T*>(p.k_pool)[at + j] = fresh_k[j];
+    static_cast<T*>(p.v_pool)[at + j] = fresh_v[j];
+  }
+}
+
 template <class T, int HD, int HPB>
 __global__ void __launch_bounds__(kWarps * 32) lanes_kernel(AttentionArgs a) {
   constexpr int hpb = HPB;
@@ -232,6 +268,11 @@ __global__ void __launch_bounds__(kWarps * 32) lanes_kernel(AttentionArgs a) {
   const int cached = si.kv_len - si.q_len;  // rows written before this step
   const T* k_base = static_cast<const T*>(a.k_pool) + kvh * HD;
   const T* v_base = static_cast<const T*>(a.v_pool) + kvh * HD + lane * EPL;
+  // With a.prep (decode rows only) this kernel is also the prepare kernel:
+  // the row's one new K/V row is made here (fresh_k/v) by the block whose
+  // chunk ends at it, rather than read back from the pools.
+  const bool fused = a.prep.qkv != nullptr, fresh_here = fused && p1 == rr.visible;
+  __shared__ __align__(16) T fresh_k[HD], fresh_v[HD];
   uint4 kr[KC];
   VT vr[32];
   // Rows base .. base + 31 (clamped to the chunk); with fresh_only, just
@@ -240,25 +281,34 @@ __global__ void __launch_bounds__(kWarps * 32) lanes_kernel(AttentionArgs a) {
     const int p = min(base + lane, p1 - 1);
     const int slot = a.pages[si.page_off + p / a.page_size] * a.page_size + p % a.page_size;
     if (!fresh_only || p >= cached) {
-      const uint4* kp = reinterpret_cast<const uint4*>(k_base + static_cast<int64_t>(slot) * kv_dim);
+      const uint4* kp = fused && p >= cached ? reinterpret_cast<const uint4*>(fresh_k)
+                                             : reinterpret_cast<const uint4*>(k_base + static_cast<int64_t>(slot) * kv_dim);
 #pragma unroll
       for (int c = 0; c < KC; ++c) kr[c] = kp[c];
     }
 #pragma unroll
     for (int j = 0; j < 32; ++j) {
       const int sj = __shfl_sync(0xffffffffu, slot, j);
-      if (!fresh_only || min(base + j, p1 - 1) >= cached)
-        vr[j] = *reinterpret_cast<const VT*>(v_base + static_cast<int64_t>(sj) * kv_dim);
+      const bool fresh = min(base + j, p1 - 1) >= cached;
+      if (!fresh_only || fresh)
+        vr[j] = fused && fresh ? *reinterpret_cast<const VT*>(fresh_v + lane * EPL)
+                               : *reinterpret_cast<const VT*>(v_base + static_cast<int64_t>(sj) * kv_dim);
     }
   };
   int base = p0 + warp * 32;
   bool loaded = base < p1;
   if (loaded) load(base, false);
+  Rotary rot;
+  if (fused) rot = rotary(static_cast<float>(a.prep.positions[row]), a.prep.inv_freq, HD);
   grid_dependency_wait();
   grid_dependency_trigger();
 
-  const T* qrow = static_cast<const T*>(a.q) + static_cast<int64_t>(row) * a.heads * HD + h0 * HD;
-  for (int i = threadIdx.x; i < hpb * HD; i += blockDim.x) sq[i] = to_f(qrow[i]) * a.scale;
+  if (fused) {
+    prepare_in_block<T, HD>(a, row, h0, hpb, kvh, fresh_here, rot, sq, fresh_k, fresh_v);
+  } else {
+    const T* qrow = static_cast<const T*>(a.q) + static_cast<int64_t>(row) * a.heads * HD + h0 * HD;
+    for (int i = threadIdx.x; i < hpb * HD; i += blockDim.x) sq[i] = to_f(qrow[i]) * a.scale;
+  }
   __syncthreads();
   float m[HPB], l[HPB], acc[HPB][EPL];
 #pragma unroll
@@ -532,6 +582,11 @@ int attention_heads_per_block(int heads, int kv_heads) {
   return hpb;
 }
 
+bool attention_fuses_prepare(Ty t, int heads, int kv_heads, int head_dim) {
+  const int hpb = attention_heads_per_block(heads, kv_heads);
+  return t != Ty::F32 && (head_dim == 64 || head_dim == 128) && (hpb & (hpb - 1)) == 0 && hpb * head_dim <= 256;
+}
+
 void attention(Ty t, const AttentionArgs& a, cudaStream_t s) {
   if (a.rows == 0) return;
   const int hpb = attention_heads_per_block(a.heads, a.kv_heads);
@@ -544,7 +599,7 @@ void attention(Ty t, const AttentionArgs& a, cudaStream_t s) {
   }
   // The lanes kernel keeps a K row and 32 V slices per lane in registers;
   // more heads per block than this would spill.
-  if (t != Ty::F32 && (a.head_dim == 64 || a.head_dim == 128) && (hpb & (hpb - 1)) == 0 && hpb * a.head_dim <= 256) {
+  if (attention_fuses_prepare(t, a.heads, a.kv_heads, a.head_dim)) {
     if (t == Ty::F16) {
       a.head_dim == 64 ? launch_lanes<__half, 64>(a, hpb, s) : launch_lanes<__half, 128>(a, hpb, s);
     } else {

@@ -53,6 +53,10 @@ class CudaBackend final : public Backend {
                    Tensor& v_pool, Tensor& q_out) override;
   void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                  const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out) override;
+  void prepare_attention(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm, const Tensor* k_norm,
+                         float eps, std::span<const int32_t> positions, std::span<const float> inv_freq,
+                         const AttentionBatch& batch, float scale, Tensor& k_pool, Tensor& v_pool, Tensor& q,
+                         Tensor& out) override;
   void silu_mul(const Tensor& gate_up, Tensor& out) override;
   void add(Tensor& residual, const Tensor& x) override;
   void norm_linear(const Tensor& x, const Tensor& norm, float eps, const Tensor& w, const Tensor* bias,
@@ -82,6 +86,20 @@ class CudaBackend final : public Backend {
     const cuda::SeqInfo* seqs = nullptr;
     int num_seqs = 0, page_size = 0, num_tiles = 0;
   };
+  // qkv_prepare's shape checks (and slot checks outside a step), and its
+  // kernel arguments with positions and slots from staging s.
+  void check_qkv(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm, const Tensor* k_norm,
+                 std::span<const int32_t> positions, std::span<const float> inv_freq,
+                 std::span<const int32_t> slots, const Tensor& k_pool, const Tensor& v_pool,
+                 const Tensor& q_out) const;
+  cuda::QkvArgs qkv_args(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm, const Tensor* k_norm,
+                         float eps, std::span<const float> inv_freq, const Staged& s, Tensor& k_pool,
+                         Tensor& v_pool, Tensor& q_out);
+  // attention's checks and kernel arguments; positions (may be empty) are
+  // staged with the batch, and *used (if given) is the staging.
+  cuda::AttentionArgs attention_args(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                                     const AttentionBatch& batch, int64_t head_dim, float scale, Tensor& out,
+                                     std::span<const int32_t> positions, const Staged** used = nullptr);
   // Two pinned host halves used in turn, so the host can lay out step N + 1
   // while step N's copy has not run yet; one device buffer, so recorded
   // steps always read the same address.

@@ -1,6 +1,7 @@
 // CudaBackend's ops: shape checks on the host, then one launcher each.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backend/checks.h"
@@ -76,6 +77,21 @@ void CudaBackend::qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const 
                               const Tensor* k_norm, float eps, std::span<const int32_t> positions,
                               std::span<const float> inv_freq, std::span<const int32_t> slots, Tensor& k_pool,
                               Tensor& v_pool, Tensor& q_out) {
+  check_qkv(qkv, layout, q_norm, k_norm, positions, inv_freq, slots, k_pool, v_pool, q_out);
+  const Staged* s = &step_;
+  if (!in_step_ || positions.data() != step_.positions_h || slots.data() != step_.slots_h) {
+    AttentionBatch only_slots;
+    only_slots.slots.assign(slots.begin(), slots.end());
+    s = &staged({.positions = positions, .attention = &only_slots});
+  }
+  cuda::qkv_prepare(ty(qkv.dtype), qkv_args(qkv, layout, q_norm, k_norm, eps, inv_freq, *s, k_pool, v_pool, q_out),
+                    stream_);
+}
+
+void CudaBackend::check_qkv(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm, const Tensor* k_norm,
+                            std::span<const int32_t> positions, std::span<const float> inv_freq,
+                            std::span<const int32_t> slots, const Tensor& k_pool, const Tensor& v_pool,
+                            const Tensor& q_out) const {
   check_2d(qkv, "qkv_prepare", "qkv");
   const int64_t n = qkv.dim(0), hd = layout.head_dim;
   if (hd <= 0 || hd % 2 != 0 || qkv.dim(1) != layout.width())
@@ -90,29 +106,49 @@ void CudaBackend::qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const 
   if (static_cast<int64_t>(inv_freq.size()) != hd / 2) fail("qkv_prepare: inv_freq must have head_dim / 2 entries");
   if (hd > 256) fail("qkv_prepare: head_dim {} is above the 256 this backend supports", hd);
   if ((q_norm == nullptr) != (k_norm == nullptr)) fail("qkv_prepare: q_norm and k_norm go together");
-  const float* freq = device_floats(inv_freq);
-  const int32_t *pos = nullptr, *slot = nullptr;
-  if (in_step_ && positions.data() == step_.positions_h && slots.data() == step_.slots_h) {
-    pos = step_.positions;
-    slot = step_.slots;
-  } else {
-    // Outside a step the slots are checked here (inside one, ModelRunner made them).
+  // Inside a step ModelRunner made the slots; one-off calls are checked.
+  if (!in_step_ || slots.data() != step_.slots_h)
     for (int32_t s : slots)
       if (s < 0 || s >= k_pool.dim(0)) fail("qkv_prepare: slot {} is outside the pool of {} slots", s, k_pool.dim(0));
-    AttentionBatch only_slots;
-    only_slots.slots.assign(slots.begin(), slots.end());
-    const Staged& s = staged({.positions = positions, .attention = &only_slots});
-    pos = s.positions;
-    slot = s.slots;
-  }
-  cuda::QkvArgs a{qkv.data, q_norm ? q_norm->data : nullptr, k_norm ? k_norm->data : nullptr, eps, pos, freq, slot,
-                  k_pool.data, v_pool.data, q_out.data, as_int(n), as_int(layout.heads), as_int(layout.kv_heads),
-                  as_int(hd)};
-  cuda::qkv_prepare(ty(qkv.dtype), a, stream_);
+}
+
+cuda::QkvArgs CudaBackend::qkv_args(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
+                                    const Tensor* k_norm, float eps, std::span<const float> inv_freq,
+                                    const Staged& s, Tensor& k_pool, Tensor& v_pool, Tensor& q_out) {
+  return cuda::QkvArgs{qkv.data, q_norm ? q_norm->data : nullptr, k_norm ? k_norm->data : nullptr, eps,
+                       s.positions, device_floats(inv_freq), s.slots, k_pool.data, v_pool.data, q_out.data,
+                       as_int(qkv.dim(0)), as_int(layout.heads), as_int(layout.kv_heads), as_int(layout.head_dim)};
 }
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const AttentionBatch& batch,
                             int64_t head_dim, float scale, Tensor& out) {
+  cuda::attention(ty(q.dtype), attention_args(q, k_pool, v_pool, batch, head_dim, scale, out, {}), stream_);
+}
+
+// A decode step (every sequence adds one token) on the lanes kernel runs the
+// prepare inside attention: one launch and one round trip through q less.
+void CudaBackend::prepare_attention(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
+                                    const Tensor* k_norm, float eps, std::span<const int32_t> positions,
+                                    std::span<const float> inv_freq, const AttentionBatch& batch, float scale,
+                                    Tensor& k_pool, Tensor& v_pool, Tensor& q, Tensor& out) {
+  const bool decode = std::all_of(batch.seqs.begin(), batch.seqs.end(), [](const AttentionSeq& s) { return s.q_len == 1; });
+  if (!decode || !cuda::attention_fuses_prepare(ty(qkv.dtype), as_int(layout.heads), as_int(layout.kv_heads),
+                                                as_int(layout.head_dim))) {
+    Backend::prepare_attention(qkv, layout, q_norm, k_norm, eps, positions, inv_freq, batch, scale, k_pool, v_pool,
+                               q, out);
+    return;
+  }
+  check_qkv(qkv, layout, q_norm, k_norm, positions, inv_freq, batch.slots, k_pool, v_pool, q);
+  const Staged* s = nullptr;
+  cuda::AttentionArgs a = attention_args(q, k_pool, v_pool, batch, layout.head_dim, scale, out, positions, &s);
+  a.prep = qkv_args(qkv, layout, q_norm, k_norm, eps, inv_freq, *s, k_pool, v_pool, q);
+  cuda::attention(ty(qkv.dtype), a, stream_);
+}
+
+cuda::AttentionArgs CudaBackend::attention_args(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                                                const AttentionBatch& batch, int64_t head_dim, float scale,
+                                                Tensor& out, std::span<const int32_t> positions,
+                                                const Staged** used) {
   check_2d(q, "attention", "q");
   check_2d(k_pool, "attention", "k_pool");
   const int64_t n = q.dim(0), kv_dim = k_pool.dim(1);
@@ -124,7 +160,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor&
   check_dims(out, n, q.dim(1), "attention", "out");
   if (static_cast<int64_t>(batch.slots.size()) != n) fail("attention: {} slots for {} rows", batch.slots.size(), n);
   if (batch.page_size <= 0) fail("attention: page size {}", batch.page_size);
-  const bool staged_now = in_step_ && &batch == step_.attention;
+  const bool staged_now = in_step_ && &batch == step_.attention &&
+                          (positions.empty() || positions.data() == step_.positions_h);
   if (!staged_now) {
     int64_t covered = 0;
     for (const AttentionSeq& s : batch.seqs) {
@@ -135,7 +172,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor&
     }
     if (covered != n) fail("attention: the sequences cover {} of {} rows", covered, n);
   }
-  const Staged& s = staged({.attention = &batch});
+  const Staged& s = staged({.positions = positions, .attention = &batch});
+  if (used) *used = &s;
   // Enough blocks to fill the GPU twice over; depends only on the row count,
   // so a recorded decode step keeps its launch shape.
   const int hpb = cuda::attention_heads_per_block(as_int(heads), as_int(kv_heads));
@@ -150,10 +188,10 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor&
     counters = static_cast<int*>(grown(attn_counters_, attn_counters_bytes_,
                                        static_cast<size_t>(n * heads) * sizeof(int), "attention counters"));
   }
-  cuda::AttentionArgs a{q.data, k_pool.data, v_pool.data, out.data, s.row_seq, s.seqs, s.pages, partial, counters,
-                        as_int(n), as_int(heads), as_int(kv_heads), as_int(head_dim), s.page_size, splits, scale,
-                        s.tiles, cuda::prefill_tiles_apply(ty(q.dtype), as_int(head_dim)) ? s.num_tiles : 0};
-  cuda::attention(ty(q.dtype), a, stream_);
+  return cuda::AttentionArgs{q.data, k_pool.data, v_pool.data, out.data, s.row_seq, s.seqs, s.pages, partial,
+                             counters, as_int(n), as_int(heads), as_int(kv_heads), as_int(head_dim), s.page_size,
+                             splits, scale, s.tiles,
+                             cuda::prefill_tiles_apply(ty(q.dtype), as_int(head_dim)) ? s.num_tiles : 0};
 }
 
 void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {

@@ -1,12 +1,19 @@
 // Matrix-vector products for small batches (decode): a weight row is streamed
 // once with 16-byte loads and applied to all n input rows, so each step
 // reads the weights exactly once, close to memory bandwidth. Larger batches
-// go to cuBLASLt (gemm.cpp).
+// go to cuBLASLt (gemm.cpp). 16-bit products whose per-block share of the
+// weights fits in shared memory (a decode step's layer matrices) go to
+// gemv_prefetch.cu instead; this kernel streams the rest (the LM head,
+// 8B-class layers, f32).
 //
 // kDual is the MLP's fused gate/up projection: output row i reads weight
 // rows i (gate) and m + i (up) and writes silu(gate) * up, so the [n, 2m]
 // intermediate never exists.
+#include <cstdlib>
+#include <cstring>
+
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/gemv_prefetch.h"
 
 namespace nativelm::cuda {
 
@@ -14,13 +21,6 @@ namespace {
 
 constexpr int kWarpsPerBlock = 8;
 
-// What the kernel does around the dot products.
-enum Mode : int {
-  kPlain = 0,
-  kNorm = 1,        // x is RMS-normalised on the fly (norm weights, per-row rstd)
-  kNormSwiglu = 2,  // kNorm, and the gate/up pair of rows gives silu(gate) * up
-  kAdd = 3,         // the result is added to out (the residual stream)
-};
 __host__ __device__ constexpr bool has_norm(int mode) { return mode == kNorm || mode == kNormSwiglu; }
 
 // The input element as the model sees it: x, or with a norm exactly what
@@ -218,14 +218,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
-struct GemvArgs {
-  const void *x, *nw;
-  float eps;
-  const void *w, *bias;
-  int rows, m, k;
-  void* out;
-};
-
 template <class T, class O, int N, int WPR, int kMode>
 void launch_wpr(const GemvArgs& g, bool vec, cudaStream_t s) {
   const int blocks = (g.m + kWarpsPerBlock / WPR - 1) / (kWarpsPerBlock / WPR);
@@ -286,12 +278,23 @@ void launch(const GemvArgs& g, cudaStream_t s) {
   }
 }
 
+// The prefetching kernel (gemv_prefetch.cu) where it fits; NATIVELM_GEMV_PREFETCH=0
+// keeps every product on the kernel above, for side-by-side measurements.
+bool prefetched(Ty t, Ty out_t, GemvMode mode, const GemvArgs& g, cudaStream_t s) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("NATIVELM_GEMV_PREFETCH");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return enabled && gemv_prefetch(t, out_t, mode, g, s);
+}
+
 }  // namespace
 
 void gemv(Ty t, const void* x, const void* w, const void* bias, int n, int m, int k, void* out, Ty out_t,
           cudaStream_t s) {
   if (n == 0 || m == 0) return;
   const GemvArgs g{x, nullptr, 0.0f, w, bias, n, m, k, out};
+  if (prefetched(t, out_t, kPlain, g, s)) return;
   if (out_t == Ty::F32) {
     NATIVELM_DISPATCH(t, (launch<T, float, kPlain>(g, s)));
   } else {
@@ -303,6 +306,7 @@ void gemv_norm(Ty t, const void* x, const void* norm, float eps, const void* w, 
                int k, void* out, bool swiglu, cudaStream_t s) {
   if (n == 0 || m == 0) return;
   const GemvArgs g{x, norm, eps, w, bias, n, m, k, out};
+  if (prefetched(t, t, swiglu ? kNormSwiglu : kNorm, g, s)) return;
   if (swiglu) {
     NATIVELM_DISPATCH(t, (launch<T, T, kNormSwiglu>(g, s)));
   } else {
@@ -314,6 +318,7 @@ void gemv_add(Ty t, const void* x, const void* w, const void* bias, int n, int m
               cudaStream_t s) {
   if (n == 0 || m == 0) return;
   const GemvArgs g{x, nullptr, 0.0f, w, bias, n, m, k, residual};
+  if (prefetched(t, t, kAdd, g, s)) return;
   NATIVELM_DISPATCH(t, (launch<T, T, kAdd>(g, s)));
 }
 

@@ -71,6 +71,9 @@ struct AttentionArgs {
   // go to the tensor-core kernel when it applies (prefill_tiles_apply).
   const int32_t* tiles;
   int num_tiles;
+  // Set (q unused): every row is a sequence's one new token, and the decode
+  // kernel does qkv_prepare's work itself (see attention_fuses_prepare).
+  QkvArgs prep{};
 };
 constexpr int kPrefillTile = 64;
 constexpr int kPrefillMinRows = 16;
@@ -80,6 +83,9 @@ bool prefill_tiles_apply(Ty t, int head_dim);
 // decoding) and combined; grid sizes depend only on rows and splits, so the
 // launch can be recorded once per batch size.
 void attention(Ty t, const AttentionArgs& a, cudaStream_t s);
+// Whether the decode kernel for this shape serves AttentionArgs::prep (and
+// does not fall back to the general kernel).
+bool attention_fuses_prepare(Ty t, int heads, int kv_heads, int head_dim);
 // Number of query heads one attention block serves (a divisor of the GQA group).
 int attention_heads_per_block(int heads, int kv_heads);
 

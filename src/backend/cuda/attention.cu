@@ -251,7 +251,7 @@ __device__ __forceinline__ void prepare_in_block(const AttentionArgs& a, int row
   }
 }
 
-template <class T, int HD, int HPB>
+template <class T, int HD, int HPB, bool kFused>
 __global__ void __launch_bounds__(kWarps * 32) lanes_kernel(AttentionArgs a) {
   constexpr int hpb = HPB;
   constexpr int EPL = HD / 32, KC = HD * static_cast<int>(sizeof(T)) / 16;
@@ -271,7 +271,8 @@ __global__ void __launch_bounds__(kWarps * 32) lanes_kernel(AttentionArgs a) {
   // With a.prep (decode rows only) this kernel is also the prepare kernel:
   // the row's one new K/V row is made here (fresh_k/v) by the block whose
   // chunk ends at it, rather than read back from the pools.
-  const bool fused = a.prep.qkv != nullptr, fresh_here = fused && p1 == rr.visible;
+  constexpr bool fused = kFused;
+  const bool fresh_here = fused && p1 == rr.visible;
   __shared__ __align__(16) T fresh_k[HD], fresh_v[HD];
   uint4 kr[KC];
   VT vr[32];
@@ -299,11 +300,11 @@ __global__ void __launch_bounds__(kWarps * 32) lanes_kernel(AttentionArgs a) {
   bool loaded = base < p1;
   if (loaded) load(base, false);
   Rotary rot;
-  if (fused) rot = rotary(static_cast<float>(a.prep.positions[row]), a.prep.inv_freq, HD);
+  if constexpr (fused) rot = rotary(static_cast<float>(a.prep.positions[row]), a.prep.inv_freq, HD);
   grid_dependency_wait();
   grid_dependency_trigger();
 
-  if (fused) {
+  if constexpr (fused) {
     prepare_in_block<T, HD>(a, row, h0, hpb, kvh, fresh_here, rot, sq, fresh_k, fresh_v);
   } else {
     const T* qrow = static_cast<const T*>(a.q) + static_cast<int64_t>(row) * a.heads * HD + h0 * HD;
@@ -554,14 +555,17 @@ void launch_prefill(const AttentionArgs& a, cudaStream_t s) {
 }
 
 // Heads per block as a compile-time count (1, 2 or 4), so the lanes
-// kernel's per-head state fits in registers.
+// kernel's per-head state fits in registers; the prepare-doing variant is a
+// separate instantiation, so the plain kernel keeps its registers (sharing
+// one body cost batch-64 decode 7%).
 template <class T, int HD>
 void launch_lanes(const AttentionArgs& a, int hpb, cudaStream_t s) {
   const dim3 grid(a.rows, a.heads / hpb, a.splits);
+  const bool fused = a.prep.qkv != nullptr;
   switch (hpb) {
-    case 1: launch_pdl(lanes_kernel<T, HD, 1>, grid, kWarps * 32, 0, s, a); break;
-    case 2: launch_pdl(lanes_kernel<T, HD, 2>, grid, kWarps * 32, 0, s, a); break;
-    default: launch_pdl(lanes_kernel<T, HD, 4>, grid, kWarps * 32, 0, s, a); break;
+    case 1: launch_pdl(fused ? lanes_kernel<T, HD, 1, true> : lanes_kernel<T, HD, 1, false>, grid, kWarps * 32, 0, s, a); break;
+    case 2: launch_pdl(fused ? lanes_kernel<T, HD, 2, true> : lanes_kernel<T, HD, 2, false>, grid, kWarps * 32, 0, s, a); break;
+    default: launch_pdl(fused ? lanes_kernel<T, HD, 4, true> : lanes_kernel<T, HD, 4, false>, grid, kWarps * 32, 0, s, a); break;
   }
 }
 

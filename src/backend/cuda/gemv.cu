@@ -12,24 +12,13 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "backend/cuda/common.cuh"
-#include "backend/cuda/gemv_prefetch.h"
+#include "backend/cuda/gemv_common.cuh"
 
 namespace nativelm::cuda {
 
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
-
-__host__ __device__ constexpr bool has_norm(int mode) { return mode == kNorm || mode == kNormSwiglu; }
-
-// The input element as the model sees it: x, or with a norm exactly what
-// the RMSNorm kernel would have written (rounded to T twice, as transformers).
-template <class T, int kMode>
-__device__ __forceinline__ float input(float x, float nw, float rstd) {
-  if constexpr (has_norm(kMode)) return round_to<T>(nw * round_to<T>(x * rstd));
-  return x;
-}
 
 template <class T, int N, int V, int kMode>
 __device__ __forceinline__ void fma_chunk(const uint4& wv, const T* x, const T* nw, const float* rstd, int rows,
@@ -48,7 +37,7 @@ __device__ __forceinline__ void fma_chunk(const uint4& wv, const T* x, const T* 
     const T* xt = reinterpret_cast<const T*>(&xv);
 #pragma unroll
     for (int e = 0; e < V; ++e)
-      acc[n] += to_f(wt[e]) * input<T, kMode>(to_f(xt[e]), has_norm(kMode) ? nf[e] : 0.0f,
+      acc[n] += to_f(wt[e]) * gemv_input<T, kMode>(to_f(xt[e]), has_norm(kMode) ? nf[e] : 0.0f,
                                               has_norm(kMode) ? rstd[n] : 0.0f);
   }
 }
@@ -122,7 +111,7 @@ __device__ __forceinline__ void row_dots(const T* x, const T* nw, const float* r
 #pragma unroll
       for (int n = 0; n < N; ++n) {
         if (n >= rows) break;
-        const float xf = input<T, kMode>(to_f(x[static_cast<int64_t>(n) * k + j]), nf,
+        const float xf = gemv_input<T, kMode>(to_f(x[static_cast<int64_t>(n) * k + j]), nf,
                                          has_norm(kMode) ? rstd[n] : 0.0f);
         acc[n] += wf * xf;
         if constexpr (kDual) acc_u[n] += uf * xf;
@@ -200,21 +189,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     if constexpr (kDual) both[N + n] = acc_u[n];
   }
   if (!combine_parts<M, WPR>(both, partial) || row >= m) return;
-  const float b = bias ? to_f(bias[row]) : 0.0f;
 #pragma unroll
   for (int n = 0; n < N; ++n) {
     if (n >= rows) break;
-    O* o = out + static_cast<int64_t>(n) * m + row;
-    if constexpr (kDual) {
-      // Rounded as the separate projection and silu_mul kernels would round.
-      const float g = round_to<T>(both[n] + b);
-      const float u = round_to<T>(both[N + n] + (bias ? to_f(bias[m + row]) : 0.0f));
-      *o = from_f<O>(round_to<T>(g / (1.0f + __expf(-g))) * u);
-    } else if constexpr (kMode == kAdd) {
-      *o = from_f<O>(round_to<T>(both[n] + b) + to_f(*o));
-    } else {
-      *o = from_f<O>(both[n] + b);
-    }
+    gemv_store<T, O, kMode>(both[n], kDual ? both[N + n] : 0.0f, bias, row, m, out + static_cast<int64_t>(n) * m + row);
   }
 }
 

@@ -13,8 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "backend/cuda/common.cuh"
-#include "backend/cuda/gemv_prefetch.h"
+#include "backend/cuda/gemv_common.cuh"
 
 namespace nativelm::cuda {
 
@@ -64,7 +63,7 @@ __device__ __forceinline__ void request_span(const T* w, T* ws, int r0, int r1, 
 template <class T, int N, int kMode>
 __device__ __forceinline__ void stage_input(const T* x, const T* nw, float eps, int rows, int k, T* xs) {
   __shared__ float rstd[N];
-  constexpr bool kNormed = kMode == kNorm || kMode == kNormSwiglu;
+  constexpr bool kNormed = has_norm(kMode);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, pieces = k / 8;
   if constexpr (kNormed) {
     for (int n = warp; n < rows; n += kWarps) {
@@ -86,7 +85,7 @@ __device__ __forceinline__ void stage_input(const T* x, const T* nw, float eps, 
       T* vt = reinterpret_cast<T*>(&v);
       const T* gt = reinterpret_cast<const T*>(&g);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) vt[e] = from_f<T>(to_f(gt[e]) * round_to<T>(to_f(vt[e]) * rstd[n]));
+      for (int e = 0; e < 8; ++e) vt[e] = from_f<T>(gemv_input<T, kMode>(to_f(vt[e]), to_f(gt[e]), rstd[n]));
     }
     *reinterpret_cast<uint4*>(xs + n * k + p * 8) = v;
   }
@@ -131,8 +130,7 @@ __device__ __forceinline__ void span_dots(const T* ws, const T* xs, int span, in
   }
 }
 
-// Sums the parts of each (row, input row) pair and writes the output as the
-// unfused ops would have rounded it.
+// Sums the parts of each (row, input row) pair and writes the output.
 template <class T, class O, int N, int kMode>
 __device__ __forceinline__ void span_finish(const float (*partial)[2][N], int r0, int span, int wpr, int rows,
                                             int m, const T* bias, O* out) {
@@ -144,17 +142,7 @@ __device__ __forceinline__ void span_finish(const float (*partial)[2][N], int r0
       g += partial[r * wpr + p][0][n];
       u += partial[r * wpr + p][1][n];
     }
-    g += bias ? to_f(bias[row]) : 0.0f;
-    O* o = out + static_cast<int64_t>(n) * m + row;
-    if constexpr (kMode == kNormSwiglu) {
-      const float gr = round_to<T>(g);
-      const float ur = round_to<T>(u + (bias ? to_f(bias[m + row]) : 0.0f));
-      *o = from_f<O>(round_to<T>(gr / (1.0f + __expf(-gr))) * ur);
-    } else if constexpr (kMode == kAdd) {
-      *o = from_f<O>(round_to<T>(g) + to_f(*o));
-    } else {
-      *o = from_f<O>(g);
-    }
+    gemv_store<T, O, kMode>(g, u, bias, row, m, out + static_cast<int64_t>(n) * m + row);
   }
 }
 

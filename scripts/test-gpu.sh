@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU test set in one go, ending with a summary: the CUDA kernels against
 # the CPU backend, the CUDA models against transformers' references and the
-# CPU (with and without CUDA graphs, and under continuous batching), and
-# compute-sanitizer memcheck over a short generate and a short batched run.
+# CPU (with and without CUDA graphs, and under continuous batching; also with
+# the persistent decode kernel at every batch size), and compute-sanitizer
+# memcheck over a short generate, short batched runs and the decode kernel.
 #   scripts/test-gpu.sh          builds build/ here first (the project's build dependencies needed)
 #   scripts/test-gpu.sh .gpu     uses binaries packed by scripts/gpu-bundle.sh on another machine
 set -uo pipefail
@@ -41,11 +42,17 @@ check() {
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 check "CUDA kernels against the CPU backend" "$tests/test_backend" --gtest_filter='*Cuda*' --gtest_brief=1
 check "CUDA models: transformers, CPU, graphs, batching" "$tests/test_engine" --gtest_filter='*Cuda*' --gtest_brief=1
+# The same with every decode step of a 16-bit model on the persistent decode
+# kernel (by default only 8-row steps take it).
+check "CUDA models, decode kernel at every batch size" env NATIVELM_DECODE_KERNEL=all "$tests/test_engine" \
+  --gtest_filter='*Cuda*' --gtest_brief=1
 memcheck=(compute-sanitizer --tool memcheck --error-exitcode 99)
 check "memcheck: generate" "${memcheck[@]}" "$bin/nativelm" generate --device cuda --model-path "$stories" \
   --prompt "Once upon a time" --max-new-tokens 24
 check "memcheck: batched decode (graphs)" "${memcheck[@]}" "$bin/nativelm" bench_one_batch --device cuda \
   --model-path "$stories" --batch-size 5 --input-len 40 --output-len 12
+check "memcheck: decode kernel" "${memcheck[@]}" "$tests/test_backend" --gtest_filter='*DecodeProgram*/bfloat16' \
+  --gtest_brief=1
 check "memcheck: batched decode (eager)" "${memcheck[@]}" "$bin/nativelm" bench_one_batch --device cuda \
   --model-path "$stories" --batch-size 3 --input-len 20 --output-len 6 --disable-cuda-graph
 

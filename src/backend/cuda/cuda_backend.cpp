@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/decode_program.h"
 #include "backend/cuda/gemm.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -73,6 +74,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
   for (auto& e : pick_done_) check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
   for (Arena* a : {&step_arena_, &adhoc_arena_})
     for (auto& e : a->copied) check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
+  init_decode_fusion();
 }
 
 CudaBackend::~CudaBackend() {
@@ -89,6 +91,7 @@ CudaBackend::~CudaBackend() {
   for (auto& f : float_cache_) cudaFree(f.device);
   if (attn_scratch_) cudaFree(attn_scratch_);
   if (attn_counters_) cudaFree(attn_counters_);
+  if (decode_barrier_) cudaFree(decode_barrier_);
   if (ids_device_) cudaFree(ids_device_);
   if (argmax_scratch_) cudaFree(argmax_scratch_);
   if (picks_device_) cudaFree(picks_device_);
@@ -123,6 +126,7 @@ void* CudaBackend::device_alloc(size_t bytes, const char* what) {
 }
 
 Tensor CudaBackend::alloc(DType dtype, std::initializer_list<int64_t> shape) {
+  flush_decode();
   Tensor t(nullptr, dtype, shape);
   t.data = device_alloc(static_cast<size_t>(t.bytes()), "a buffer");
   check_cuda(cudaMemsetAsync(t.data, 0, static_cast<size_t>(t.bytes()), stream_), "memset");
@@ -130,6 +134,7 @@ Tensor CudaBackend::alloc(DType dtype, std::initializer_list<int64_t> shape) {
 }
 
 void CudaBackend::free(Tensor& t) {
+  flush_decode();
   if (!t.data) return;
   // A recording may use this memory; it cannot outlive it.
   drop_recordings();
@@ -160,6 +165,7 @@ void CudaBackend::upload_rows(const Tensor& host, void* dst) {
 }
 
 Tensor CudaBackend::upload_weight(const Tensor& host) {
+  flush_decode();
   Tensor t = host;
   t.dtype = act_;
   t.data = device_alloc(static_cast<size_t>(t.bytes()), "the model's weights");
@@ -168,6 +174,7 @@ Tensor CudaBackend::upload_weight(const Tensor& host) {
 }
 
 Tensor CudaBackend::upload_stacked(std::span<const Tensor> parts) {
+  flush_decode();
   if (parts.empty()) fail("upload_stacked: no parts");
   Tensor t = parts[0];
   t.shape[0] = 0;
@@ -187,18 +194,23 @@ Tensor CudaBackend::upload_stacked(std::span<const Tensor> parts) {
 }
 
 void CudaBackend::copy_to_host(const Tensor& src, void* dst) {
+  flush_decode();
   check_cuda(cudaMemcpyAsync(dst, src.data, static_cast<size_t>(src.bytes()), cudaMemcpyDeviceToHost, stream_),
              "copy to host");
   check_cuda(cudaStreamSynchronize(stream_), "copy to host");
 }
 
 void CudaBackend::copy_from_host(const void* src, Tensor& dst) {
+  flush_decode();
   check_cuda(cudaStreamSynchronize(stream_), "copy from host");
   check_cuda(cudaMemcpy(dst.data, src, static_cast<size_t>(dst.bytes()), cudaMemcpyHostToDevice),
              "copy from host");
 }
 
-void CudaBackend::synchronize() { check_cuda(cudaStreamSynchronize(stream_), "synchronize"); }
+void CudaBackend::synchronize() {
+  flush_decode();
+  check_cuda(cudaStreamSynchronize(stream_), "synchronize");
+}
 
 int64_t CudaBackend::available_memory() const {
   size_t free = 0, total = 0;
@@ -304,12 +316,16 @@ void CudaBackend::stage(const StepInputs& in, Arena& arena, Staged& out, bool ma
 }
 
 void CudaBackend::begin_step(const StepInputs& inputs) {
+  program_->num_ops = 0;  // ops left by a step that threw midway are not run
   stage(inputs, step_arena_, step_, true);
   in_step_ = true;
+  decode_step_ = fuse_decode_ && fusable_decode(inputs);
 }
 
 void CudaBackend::end_step() {
+  flush_decode();
   in_step_ = false;
+  decode_step_ = false;
   check_cuda(cudaGetLastError(), "a kernel launch of this step");
 }
 
@@ -364,8 +380,12 @@ int32_t CudaBackend::graph_batch_size(int32_t seqs) const {
 void CudaBackend::run_recorded(int32_t key, const std::function<void()>& body) {
   if (key <= 0 || !options_.cuda_graphs) {
     body();
+    flush_decode();
     return;
   }
+  // A step whose layers run as a decode program records a different graph
+  // than the same batch size run op by op.
+  key = key * 2 + (decode_step_ ? 1 : 0);
   if (auto it = graphs_.find(key); it != graphs_.end()) {
     check_cuda(cudaGraphLaunch(it->second, stream_), "graph launch");
     return;
@@ -373,12 +393,15 @@ void CudaBackend::run_recorded(int32_t key, const std::function<void()>& body) {
   // First sight of this shape: run it for real (allocations and GEMM plans
   // happen here), then record the same work for the next time.
   body();
+  flush_decode();
   cudaGraph_t graph = nullptr;
   check_cuda(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin capture");
   capturing_ = true;
   try {
     body();
+    flush_decode();
   } catch (...) {
+    program_->num_ops = 0;
     capturing_ = false;
     cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);
@@ -394,6 +417,7 @@ void CudaBackend::run_recorded(int32_t key, const std::function<void()>& body) {
 }
 
 void CudaBackend::drop_recordings() {
+  flush_decode();
   if (graphs_.empty()) return;
   if (capturing_) fail("CUDA backend: recordings dropped during graph capture");
   cudaStreamSynchronize(stream_);

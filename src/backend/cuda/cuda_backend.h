@@ -16,6 +16,7 @@
 namespace nativelm {
 namespace cuda {
 class Gemm;
+struct DecodeProgram;
 }
 
 class CudaBackend final : public Backend {
@@ -73,6 +74,12 @@ class CudaBackend final : public Backend {
   bool feeds_picks() const override { return true; }
 
   int recordings() const { return static_cast<int>(graphs_.size()); }
+  // Decode programs launched so far (each one persistent-kernel launch).
+  int64_t decode_programs() const { return decode_programs_; }
+  // Decode steps of at least this many rows (and at most kMaxDecodeRows), of
+  // any length, run their layers as a decode program (for tests; the default
+  // takes it only where it is faster).
+  void set_decode_program_rows(int min_rows);
 
  private:
   // A step's host inputs laid out in one int32 arena and copied over at once.
@@ -152,6 +159,27 @@ class CudaBackend final : public Backend {
   int32_t* ids_host_ = nullptr;
   cuda::SampleRow* picks_host_ = nullptr;
   void ensure_id_buffers(size_t rows);
+
+  // --- decode fusion (decode_fusion.cpp) ---
+  // In a decode step of at most kMaxDecodeRows rows, the layer ops that the
+  // persistent decode kernel serves are not launched one by one: they are
+  // appended to program_, which runs as one kernel at the first op that
+  // cannot join it (or when the step ends). Every other op flushes first.
+  void init_decode_fusion();
+  bool fusable_decode(const StepInputs& inputs) const;
+  bool fuse_gemv(int kind, const Tensor& x, const Tensor* norm, float eps, const Tensor& w, const Tensor* bias,
+                 int64_t m, Tensor& out);
+  bool fuse_attention(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm, const Tensor* k_norm,
+                      float eps, std::span<const int32_t> positions, std::span<const float> inv_freq,
+                      const AttentionBatch& batch, float scale, Tensor& k_pool, Tensor& v_pool, Tensor& out);
+  void flush_decode();
+  std::unique_ptr<cuda::DecodeProgram> program_;
+  bool fuse_decode_ = false;  // NATIVELM_DECODE_KERNEL=0 turns it off; off for shapes it cannot serve
+  int decode_min_rows_ = 1;
+  int32_t decode_max_context_ = 0;  // longest sequence (kv_len) a fused step may have
+  bool decode_step_ = false;  // this step's layer ops may be fused
+  uint32_t* decode_barrier_ = nullptr;
+  int64_t decode_programs_ = 0;
   size_t ids_capacity_ = 0;
   struct Outstanding {
     int slot = 0;

@@ -7,6 +7,7 @@
 #include "backend/checks.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/decode_program.h"
 #include "backend/cuda/gemm.h"
 #include "util/error.h"
 
@@ -21,6 +22,7 @@ int as_int(int64_t v) { return static_cast<int>(v); }
 }  // namespace
 
 void CudaBackend::embedding(const Tensor& table, std::span<const int32_t> ids, Tensor& out) {
+  flush_decode();
   check_2d(table, "embedding", "table");
   check_dims(out, static_cast<int64_t>(ids.size()), table.dim(1), "embedding", "out");
   if (table.dtype != out.dtype) fail("embedding: table and out differ in dtype");
@@ -29,6 +31,7 @@ void CudaBackend::embedding(const Tensor& table, std::span<const int32_t> ids, T
 }
 
 void CudaBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) {
+  flush_decode();
   check_2d(x, "gather_rows", "x");
   check_dims(out, static_cast<int64_t>(rows.size()), x.dim(1), "gather_rows", "out");
   const Staged& s = staged({.logit_rows = rows});
@@ -36,6 +39,7 @@ void CudaBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, Te
 }
 
 void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+  flush_decode();
   check_2d(x, "rms_norm", "x");
   check_dims(out, x.dim(0), x.dim(1), "rms_norm", "out");
   if (weight.numel() != x.dim(1)) fail("rms_norm: weight has {} entries for {} columns", weight.numel(), x.dim(1));
@@ -44,6 +48,7 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Ten
 }
 
 void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+  flush_decode();
   check_2d(residual, "add_rms_norm", "residual");
   check_dims(x, residual.dim(0), residual.dim(1), "add_rms_norm", "x");
   check_dims(out, residual.dim(0), residual.dim(1), "add_rms_norm", "out");
@@ -54,6 +59,7 @@ void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& 
 }
 
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+  flush_decode();
   check_2d(x, "linear", "x");
   check_2d(w, "linear", "w");
   const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
@@ -77,6 +83,7 @@ void CudaBackend::qkv_prepare(const Tensor& qkv, const QkvLayout& layout, const 
                               const Tensor* k_norm, float eps, std::span<const int32_t> positions,
                               std::span<const float> inv_freq, std::span<const int32_t> slots, Tensor& k_pool,
                               Tensor& v_pool, Tensor& q_out) {
+  flush_decode();
   check_qkv(qkv, layout, q_norm, k_norm, positions, inv_freq, slots, k_pool, v_pool, q_out);
   const Staged* s = &step_;
   if (!in_step_ || positions.data() != step_.positions_h || slots.data() != step_.slots_h) {
@@ -122,23 +129,29 @@ cuda::QkvArgs CudaBackend::qkv_args(const Tensor& qkv, const QkvLayout& layout, 
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const AttentionBatch& batch,
                             int64_t head_dim, float scale, Tensor& out) {
+  flush_decode();
   cuda::attention(ty(q.dtype), attention_args(q, k_pool, v_pool, batch, head_dim, scale, out, {}), stream_);
 }
 
-// A decode step (every sequence adds one token) on the lanes kernel runs the
-// prepare inside attention: one launch and one round trip through q less.
+// A decode step (every sequence adds one token) joins the decode program
+// when it can; else, on the lanes kernel, runs the prepare inside attention:
+// one launch and one round trip through q less.
 void CudaBackend::prepare_attention(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
                                     const Tensor* k_norm, float eps, std::span<const int32_t> positions,
                                     std::span<const float> inv_freq, const AttentionBatch& batch, float scale,
                                     Tensor& k_pool, Tensor& v_pool, Tensor& q, Tensor& out) {
   const bool decode = std::all_of(batch.seqs.begin(), batch.seqs.end(), [](const AttentionSeq& s) { return s.q_len == 1; });
+  if (decode) {
+    check_qkv(qkv, layout, q_norm, k_norm, positions, inv_freq, batch.slots, k_pool, v_pool, q);
+    check_dims(out, qkv.dim(0), layout.heads * layout.head_dim, "attention", "out");
+    if (fuse_attention(qkv, layout, q_norm, k_norm, eps, positions, inv_freq, batch, scale, k_pool, v_pool, out)) return;
+  }
   if (!decode || !cuda::attention_fuses_prepare(ty(qkv.dtype), as_int(layout.heads), as_int(layout.kv_heads),
                                                 as_int(layout.head_dim))) {
     Backend::prepare_attention(qkv, layout, q_norm, k_norm, eps, positions, inv_freq, batch, scale, k_pool, v_pool,
                                q, out);
     return;
   }
-  check_qkv(qkv, layout, q_norm, k_norm, positions, inv_freq, batch.slots, k_pool, v_pool, q);
   const Staged* s = nullptr;
   cuda::AttentionArgs a = attention_args(q, k_pool, v_pool, batch, layout.head_dim, scale, out, positions, &s);
   a.prep = qkv_args(qkv, layout, q_norm, k_norm, eps, inv_freq, *s, k_pool, v_pool, q);
@@ -195,6 +208,7 @@ cuda::AttentionArgs CudaBackend::attention_args(const Tensor& q, const Tensor& k
 }
 
 void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
+  flush_decode();
   check_2d(gate_up, "silu_mul", "gate_up");
   if (gate_up.dim(1) % 2 != 0) fail("silu_mul: gate_up has an odd number of columns");
   check_dims(out, gate_up.dim(0), gate_up.dim(1) / 2, "silu_mul", "out");
@@ -202,6 +216,7 @@ void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
 }
 
 void CudaBackend::add(Tensor& residual, const Tensor& x) {
+  flush_decode();
   check_2d(residual, "add", "residual");
   check_dims(x, residual.dim(0), residual.dim(1), "add", "x");
   cuda::add(ty(residual.dtype), residual.data, x.data, residual.numel(), stream_);
@@ -223,6 +238,7 @@ void CudaBackend::norm_linear(const Tensor& x, const Tensor& norm, float eps, co
     fail("norm_linear: x [{}, {}] does not fit w [{}, {}] and a norm of {}", n, k, w.dim(0), w.dim(1), norm.numel());
   check_dims(out, n, w.dim(0), "norm_linear", "out");
   if (bias && bias->numel() != w.dim(0)) fail("norm_linear: bias has {} entries for {} outputs", bias->numel(), w.dim(0));
+  if (fuse_gemv(cuda::kOpGemvNorm, x, &norm, eps, w, bias, w.dim(0), out)) return;
   cuda::gemv_norm(ty(x.dtype), x.data, norm.data, eps, w.data, bias ? bias->data : nullptr, as_int(n),
                   as_int(w.dim(0)), as_int(k), out.data, false, stream_);
 }
@@ -240,6 +256,7 @@ void CudaBackend::norm_linear_swiglu(const Tensor& x, const Tensor& norm, float 
     fail("norm_linear_swiglu: x [{}, {}] does not fit the stacked w [{}, {}]", n, k, w.dim(0), w.dim(1));
   check_dims(out, n, m, "norm_linear_swiglu", "out");
   if (bias && bias->numel() != 2 * m) fail("norm_linear_swiglu: bias has {} entries for {} outputs", bias->numel(), 2 * m);
+  if (fuse_gemv(cuda::kOpGemvNormSwiglu, x, &norm, eps, w, bias, m, out)) return;
   cuda::gemv_norm(ty(x.dtype), x.data, norm.data, eps, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m),
                   as_int(k), out.data, true, stream_);
 }
@@ -252,6 +269,7 @@ void CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bia
   check_dims(residual, n, m, "linear_add", "residual");
   if (residual.dtype != x.dtype) fail("linear_add: the residual must be {}", dtype_name(x.dtype));
   if (bias && bias->numel() != m) fail("linear_add: bias has {} entries for {} outputs", bias->numel(), m);
+  if (fuse_gemv(cuda::kOpGemvAdd, x, nullptr, 0.0f, w, bias, m, residual)) return;
   if (n <= cuda::kGemvMaxRows) {
     cuda::gemv_add(ty(x.dtype), x.data, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m), as_int(k),
                    residual.data, stream_);
@@ -288,6 +306,7 @@ void CudaBackend::ensure_id_buffers(size_t rows) {
 }
 
 void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> picks) {
+  flush_decode();
   const size_t n = logits.ndim == 2 ? static_cast<size_t>(logits.dim(0)) : 0;
   if (logits.ndim != 2 || logits.dtype != DType::F32 || (!picks.empty() && picks.size() != n))
     fail("start_pick: logits must be f32 [rows, vocab] with no TokenPick or one per row");
@@ -316,6 +335,7 @@ void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> pi
 }
 
 void CudaBackend::collect_picks(std::vector<int32_t>& out) {
+  flush_decode();
   if (outstanding_.empty()) fail("collect_picks: no pick was started");
   Outstanding o = std::move(outstanding_.front());
   outstanding_.pop_front();

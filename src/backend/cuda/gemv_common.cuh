@@ -26,19 +26,44 @@ __device__ __forceinline__ float gemv_input(float x, float nw, float rstd) {
   return x;
 }
 
-// Writes one output from its dot products (gate, and up for kNormSwiglu),
-// rounded as the separate projection, silu_mul and add kernels would round.
-template <class T, class O, int kMode>
-__device__ __forceinline__ void gemv_store(float gate, float up, const T* bias, int row, int m, O* o) {
+// One output from its dot products (gate, and up for kNormSwiglu), rounded
+// as the separate projection, silu_mul and add kernels would round; `old`
+// is the value it is added to for kAdd.
+template <class T, int kMode>
+__device__ __forceinline__ float gemv_value(float gate, float up, const T* bias, int row, int m, float old) {
   gate += bias ? to_f(bias[row]) : 0.0f;
   if constexpr (kMode == kNormSwiglu) {
     const float g = round_to<T>(gate), u = round_to<T>(up + (bias ? to_f(bias[m + row]) : 0.0f));
-    *o = from_f<O>(round_to<T>(g / (1.0f + __expf(-g))) * u);
+    return round_to<T>(g / (1.0f + __expf(-g))) * u;
   } else if constexpr (kMode == kAdd) {
-    *o = from_f<O>(round_to<T>(gate) + to_f(*o));
+    return round_to<T>(gate) + old;
   } else {
-    *o = from_f<O>(gate);
+    return gate;
   }
+}
+
+template <class T, class O, int kMode>
+__device__ __forceinline__ void gemv_store(float gate, float up, const T* bias, int row, int m, O* o) {
+  *o = from_f<O>(gemv_value<T, kMode>(gate, up, bias, row, m, kMode == kAdd ? to_f(*o) : 0.0f));
+}
+
+// Copies into shared memory that do not hold up the thread (cp.async).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// The dot product of eight T in each of a and b.
+template <class T>
+__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
+  const T* at = reinterpret_cast<const T*>(&a);
+  const T* bt = reinterpret_cast<const T*>(&b);
+  float s = 0.0f;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) s += to_f(at[e]) * to_f(bt[e]);
+  return s;
 }
 
 struct GemvArgs {

@@ -26,23 +26,6 @@ constexpr int kSmemBudget = 104 << 10;
 // Output rows per block at most (partial sums in static shared memory).
 constexpr int kMaxSpan = 64;
 
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
-template <class T>
-__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
-  const T* at = reinterpret_cast<const T*>(&a);
-  const T* bt = reinterpret_cast<const T*>(&b);
-  float s = 0.0f;
-#pragma unroll
-  for (int e = 0; e < 8; ++e) s += to_f(at[e]) * to_f(bt[e]);
-  return s;
-}
-
 // Requests rows [r0, r1) of w (and for kDual the up rows m + r0 ...) into ws.
 template <class T, bool kDual>
 __device__ __forceinline__ void request_span(const T* w, T* ws, int r0, int r1, int m, int k) {

@@ -1,0 +1,133 @@
+// CudaBackend's decode fusion: the layer ops of a small decode step are
+// collected into a DecodeProgram and run by the persistent decode kernel
+// (decode_kernel.cu) in one launch, for the batch sizes where that is faster
+// (see init_decode_fusion; NATIVELM_DECODE_KERNEL=0 / =all for side-by-side
+// measurements).
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include <cuda_runtime.h>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/decode_program.h"
+
+namespace nativelm {
+
+using cuda::check_cuda;
+
+void CudaBackend::init_decode_fusion() {
+  program_ = std::make_unique<cuda::DecodeProgram>();
+  int cooperative = 0, major = 0;
+  cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device_);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_);
+  // The kernel streams with the bulk-copy engine of sm_90 (Hopper) and newer.
+  fuse_decode_ = major >= 9 && cooperative != 0;
+  // Measured on an H100 (docs/benchmarks.md, Qwen3-0.6B): the program wins
+  // from 5 rows (+31% decode throughput at 6 and 8 rows) while the longest
+  // sequence is short (+14% at 288 positions, even at 416, -7% at 640); at 1
+  // to 4 rows it loses (-19% at 1, -5% at 4): inside it each op pays its
+  // L2 round trips and a grid barrier in turn, which outweighs the kernel
+  // boundaries it saves. NATIVELM_DECODE_KERNEL=0 turns it off, =all uses it
+  // for every decode step it can serve.
+  decode_min_rows_ = 5;
+  decode_max_context_ = 384;
+  if (const char* v = std::getenv("NATIVELM_DECODE_KERNEL")) {
+    if (std::strcmp(v, "0") == 0) fuse_decode_ = false;
+    if (std::strcmp(v, "all") == 0) set_decode_program_rows(1);
+  }
+  decode_barrier_ = static_cast<uint32_t*>(device_alloc(2 * sizeof(uint32_t), "decode kernel barrier"));
+  check_cuda(cudaMemset(decode_barrier_, 0, 2 * sizeof(uint32_t)), "decode kernel barrier");
+}
+
+void CudaBackend::set_decode_program_rows(int min_rows) {
+  decode_min_rows_ = std::max(1, min_rows);
+  decode_max_context_ = std::numeric_limits<int32_t>::max();
+}
+
+bool CudaBackend::fusable_decode(const StepInputs& in) const {
+  const AttentionBatch* a = in.attention;
+  if (a == nullptr || in.tokens.size() < static_cast<size_t>(decode_min_rows_) ||
+      in.tokens.size() > cuda::kMaxDecodeRows)
+    return false;
+  for (const AttentionSeq& s : a->seqs)
+    if (s.q_len != 1 || s.kv_len > decode_max_context_) return false;
+  return a->seqs.size() == in.tokens.size();
+}
+
+bool CudaBackend::fuse_gemv(int kind, const Tensor& x, const Tensor* norm, float eps, const Tensor& w,
+                            const Tensor* bias, int64_t m, Tensor& out) {
+  const int rows = static_cast<int>(x.dim(0)), k = static_cast<int>(x.dim(1));
+  const bool fits = decode_step_ && x.dtype == act_ && out.dtype == act_ &&
+                    cuda::decode_gemv_fits(ty(x.dtype), rows, static_cast<int>(m), k, kind == cuda::kOpGemvNormSwiglu,
+                                           x.data, w.data, norm ? norm->data : nullptr);
+  auto& p = *program_;
+  if (!fits || (p.num_ops > 0 && p.rows != rows) || p.num_ops == cuda::kMaxDecodeOps) flush_decode();
+  if (!fits) return false;
+  p.rows = rows;
+  p.max_k = std::max(p.max_k, k);
+  p.ops[p.num_ops++] = cuda::DecodeOp{kind, static_cast<int32_t>(m), k, eps, x.data, norm ? norm->data : nullptr,
+                                      w.data, bias ? bias->data : nullptr, out.data, nullptr, nullptr};
+  return true;
+}
+
+bool CudaBackend::fuse_attention(const Tensor& qkv, const QkvLayout& layout, const Tensor* q_norm,
+                                 const Tensor* k_norm, float eps, std::span<const int32_t> positions,
+                                 std::span<const float> inv_freq, const AttentionBatch& batch, float scale,
+                                 Tensor& k_pool, Tensor& v_pool, Tensor& out) {
+  const int rows = static_cast<int>(qkv.dim(0)), heads = static_cast<int>(layout.heads);
+  const int kv_heads = static_cast<int>(layout.kv_heads), hd = static_cast<int>(layout.head_dim);
+  const bool staged_here = &batch == step_.attention && positions.data() == step_.positions_h;
+  if (decode_step_ && !cuda::decode_attention_fits(ty(qkv.dtype), rows, heads, kv_heads, hd))
+    fuse_decode_ = decode_step_ = false;  // this model's attention stays on its own kernels
+  auto& p = *program_;
+  const bool fits = decode_step_ && staged_here && qkv.dtype == act_ && out.dtype == act_;
+  const bool other_layout = p.heads != 0 && (p.heads != heads || p.kv_heads != kv_heads || p.head_dim != hd ||
+                                             p.scale != scale || p.inv_freq != device_floats(inv_freq));
+  if (!fits || (p.num_ops > 0 && p.rows != rows) || other_layout || p.num_ops == cuda::kMaxDecodeOps) flush_decode();
+  if (!fits) return false;
+  const int splits = cuda::decode_attention_splits(rows, kv_heads, sm_count_);
+  // Growing a buffer flushes what is pending (drop_recordings), so before
+  // the program's header is written.
+  auto* partial = static_cast<float*>(grown(attn_scratch_, attn_scratch_bytes_,
+                                            size_t(rows) * heads * splits * (hd + 2) * sizeof(float),
+                                            "attention scratch"));
+  auto* counters = static_cast<int32_t*>(grown(attn_counters_, attn_counters_bytes_,
+                                               size_t(rows) * kv_heads * sizeof(int32_t), "attention counters"));
+  const Staged& s = step_;
+  p.rows = rows;
+  p.heads = heads;
+  p.kv_heads = kv_heads;
+  p.head_dim = hd;
+  p.splits = splits;
+  p.page_size = s.page_size;
+  p.scale = scale;
+  p.positions = s.positions;
+  p.slots = s.slots;
+  p.row_seq = s.row_seq;
+  p.seqs = s.seqs;
+  p.pages = s.pages;
+  p.inv_freq = device_floats(inv_freq);
+  p.partial = partial;
+  p.counters = counters;
+  p.ops[p.num_ops++] = cuda::DecodeOp{cuda::kOpAttention, 0, 0, eps, qkv.data, q_norm ? q_norm->data : nullptr,
+                                      k_norm ? k_norm->data : nullptr, nullptr, out.data, k_pool.data, v_pool.data};
+  return true;
+}
+
+void CudaBackend::flush_decode() {
+  if (!program_ || program_->num_ops == 0) return;
+  cuda::DecodeProgram& p = *program_;
+  p.barrier = decode_barrier_;
+  // Emptied whatever the launch does: a failed launch must not leave its ops pending.
+  struct Reset {
+    cuda::DecodeProgram& p;
+    ~Reset() { p.num_ops = p.heads = p.max_k = 0; }
+  } reset{p};
+  cuda::run_decode_program(ty(act_), p, sm_count_, stream_);
+  ++decode_programs_;
+}
+
+}  // namespace nativelm

@@ -66,6 +66,31 @@ class CudaOps : public testing::TestWithParam<DType> {
       worst = std::max(worst, std::fabs(got[i] - want[i]));
     return worst / scale;
   }
+  // A decode batch (one new token per sequence) over shuffled pages of
+  // page_size slots: sequence i has kv_lens[i] positions, the last one new.
+  struct DecodeBatch {
+    AttentionBatch batch;
+    std::vector<std::vector<int32_t>> tables;  // batch.seqs point into these
+    std::vector<int32_t> positions;
+  };
+  std::unique_ptr<DecodeBatch> decode_batch(const std::vector<int32_t>& kv_lens, int32_t page_size, int32_t pages) {
+    auto d = std::make_unique<DecodeBatch>();
+    std::vector<int32_t> perm(pages);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng_);
+    d->batch.page_size = page_size;
+    int32_t page = 0;
+    for (int32_t len : kv_lens) {
+      std::vector<int32_t> t;
+      for (int32_t p = 0; p < (len + page_size - 1) / page_size; ++p) t.push_back(perm[page++]);
+      d->positions.push_back(len - 1);
+      d->batch.slots.push_back(t[(len - 1) / page_size] * page_size + (len - 1) % page_size);
+      d->tables.push_back(std::move(t));
+    }
+    for (size_t i = 0; i < kv_lens.size(); ++i)
+      d->batch.seqs.push_back({static_cast<int32_t>(i), 1, kv_lens[i], d->tables[i].data()});
+    return d;
+  }
   // One rounding to the dtype (plus f32 order effects) at most.
   float tol() const { return dt() == DType::F32 ? 1e-5f : dt() == DType::F16 ? 2e-3f : 1.6e-2f; }
 
@@ -231,22 +256,9 @@ TEST_P(CudaOps, PrepareAttentionOnDecodeRows) {
     const int64_t kw = c.kv_heads * c.hd, qw = c.heads * c.hd;
     const std::vector<int32_t> kv_lens = {700, 1, 129, 50, 16};
     const int64_t n = static_cast<int64_t>(kv_lens.size());
-    std::vector<int32_t> perm(pages);
-    std::iota(perm.begin(), perm.end(), 0);
-    std::shuffle(perm.begin(), perm.end(), rng_);
-    AttentionBatch batch;
-    batch.page_size = ps;
-    std::vector<std::vector<int32_t>> tables;
-    std::vector<int32_t> positions;
-    int32_t page = 0;
-    for (int32_t kv_len : kv_lens) {
-      std::vector<int32_t> t;
-      for (int32_t p = 0; p < (kv_len + ps - 1) / ps; ++p) t.push_back(perm[page++]);
-      tables.push_back(t);
-      positions.push_back(kv_len - 1);
-      batch.slots.push_back(t[(kv_len - 1) / ps] * ps + (kv_len - 1) % ps);
-    }
-    for (int64_t i = 0; i < n; ++i) batch.seqs.push_back({static_cast<int32_t>(i), 1, kv_lens[i], tables[i].data()});
+    const auto decode = decode_batch(kv_lens, ps, pages);
+    const AttentionBatch& batch = decode->batch;
+    const std::vector<int32_t>& positions = decode->positions;
     std::vector<float> inv_freq(c.hd / 2);
     for (int64_t j = 0; j < c.hd / 2; ++j) inv_freq[j] = std::pow(10000.0f, -2.0f * j / c.hd);
     Buffer qkv = random({n, layout.width()}, -2.0f, 2.0f), kpool = random({pages * ps, kw}),
@@ -308,22 +320,10 @@ TEST_P(CudaOps, DecodeProgramMatchesOpByOp) {
     const int32_t ps = 16;
     int32_t pages = 0;
     for (int32_t len : c.kv_lens) pages += (len + ps - 1) / ps;
-    std::vector<int32_t> perm(pages);
-    std::iota(perm.begin(), perm.end(), 0);
-    std::shuffle(perm.begin(), perm.end(), rng_);
-    AttentionBatch batch;
-    batch.page_size = ps;
-    std::vector<std::vector<int32_t>> tables;
-    std::vector<int32_t> positions, tokens(n, 0);
-    int32_t page = 0;
-    for (int32_t len : c.kv_lens) {
-      std::vector<int32_t> t;
-      for (int32_t p = 0; p < (len + ps - 1) / ps; ++p) t.push_back(perm[page++]);
-      tables.push_back(t);
-      positions.push_back(len - 1);
-      batch.slots.push_back(t[(len - 1) / ps] * ps + (len - 1) % ps);
-    }
-    for (int64_t i = 0; i < n; ++i) batch.seqs.push_back({static_cast<int32_t>(i), 1, c.kv_lens[i], tables[i].data()});
+    const auto decode = decode_batch(c.kv_lens, ps, pages);
+    const AttentionBatch& batch = decode->batch;
+    const std::vector<int32_t>& positions = decode->positions;
+    const std::vector<int32_t> tokens(n, 0);
     std::vector<float> inv_freq(c.hd / 2);
     for (int64_t j = 0; j < c.hd / 2; ++j) inv_freq[j] = std::pow(10000.0f, -2.0f * j / c.hd);
     struct Layer { Tensor in_norm, qkv, q_norm, k_norm, o, post_norm, gate_up, down; };

@@ -101,7 +101,7 @@ __device__ __forceinline__ uint32_t load_bytes(const DecodeProgram& p, const Dec
 // contiguous run, completion counted in bytes on an mbarrier per ring slot.
 // Per-thread cp.async copies clogged the load/store pipe that the shared
 // memory reads of the dot products go through (measured: 4x slower).
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+[[maybe_unused]] __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 __device__ __forceinline__ void bar_init(uint64_t* bar) {
@@ -300,7 +300,7 @@ template <class T, int N, int kMode>
 __device__ __forceinline__ void gemv_rows(const DecodeOp& op, const T* ws, const T* xs, int first, int count,
                                           int rows, Scratch& sc) {
   constexpr bool kDual = kMode == kNormSwiglu;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k, pieces = k / 8;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k;
   // Few rows: several warps per row; many: each warp takes rows in turn.
   int wpr = 1;
   while (count * wpr * 2 <= kWarps) wpr *= 2;
@@ -309,25 +309,7 @@ __device__ __forceinline__ void gemv_rows(const DecodeOp& op, const T* ws, const
     const T* wr = ws + r * k;
     const T* wu = ws + (count + r) * k;
     float acc[N], acc_u[N];
-#pragma unroll
-    for (int n = 0; n < N; ++n) acc[n] = acc_u[n] = 0.0f;
-    for (int c = part * 32 + lane; c < pieces; c += wpr * 32) {
-      const uint4 wv = reinterpret_cast<const uint4*>(wr)[c];
-      uint4 uv;
-      if constexpr (kDual) uv = reinterpret_cast<const uint4*>(wu)[c];
-#pragma unroll
-      for (int n = 0; n < N; ++n) {
-        if (n >= rows) break;
-        const uint4 xv = reinterpret_cast<const uint4*>(xs + n * k)[c];
-        acc[n] += dot8<T>(wv, xv);
-        if constexpr (kDual) acc_u[n] += dot8<T>(uv, xv);
-      }
-    }
-#pragma unroll
-    for (int n = 0; n < N; ++n) {
-      acc[n] = warp_sum(acc[n]);
-      if constexpr (kDual) acc_u[n] = warp_sum(acc_u[n]);
-    }
+    row_dots<T, N, kDual>(wr, wu, xs, k, part, wpr, rows, acc, acc_u);
     if (lane == 0)
 #pragma unroll
       for (int n = 0; n < N; ++n) {

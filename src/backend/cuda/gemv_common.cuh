@@ -66,6 +66,34 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
   return s;
 }
 
+// One warp's part of a weight row wr (and, for kDual, of its up row wu)
+// against each input row of xs [rows, k]: 16-byte pieces part * 32 + lane,
+// stepping wpr * 32; acc / acc_u come back summed over the warp.
+template <class T, int N, bool kDual>
+__device__ __forceinline__ void row_dots(const T* wr, const T* wu, const T* xs, int k, int part, int wpr, int rows,
+                                         float (&acc)[N], float (&acc_u)[N]) {
+  const int lane = threadIdx.x % 32, pieces = k / 8;
+#pragma unroll
+  for (int n = 0; n < N; ++n) acc[n] = acc_u[n] = 0.0f;
+  for (int c = part * 32 + lane; c < pieces; c += wpr * 32) {
+    const uint4 wv = reinterpret_cast<const uint4*>(wr)[c];
+    uint4 uv;
+    if constexpr (kDual) uv = reinterpret_cast<const uint4*>(wu)[c];
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      if (n >= rows) break;
+      const uint4 xv = reinterpret_cast<const uint4*>(xs + n * k)[c];
+      acc[n] += dot8<T>(wv, xv);
+      if constexpr (kDual) acc_u[n] += dot8<T>(uv, xv);
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    acc[n] = warp_sum(acc[n]);
+    if constexpr (kDual) acc_u[n] = warp_sum(acc_u[n]);
+  }
+}
+
 struct GemvArgs {
   const void *x, *nw;
   float eps;

@@ -79,31 +79,13 @@ __device__ __forceinline__ void stage_input(const T* x, const T* nw, float eps, 
 template <class T, int N, bool kDual>
 __device__ __forceinline__ void span_dots(const T* ws, const T* xs, int span, int wpr, int rows, int k,
                                           float (*partial)[2][N]) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, pieces = k / 8;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int it = warp; it < span * wpr; it += kWarps) {
     const int r = it / wpr, part = it % wpr;
     const T* wr = ws + r * k;
     const T* wu = ws + (span + r) * k;
     float acc[N], acc_u[N];
-#pragma unroll
-    for (int n = 0; n < N; ++n) acc[n] = acc_u[n] = 0.0f;
-    for (int p = part * 32 + lane; p < pieces; p += wpr * 32) {
-      const uint4 wv = *reinterpret_cast<const uint4*>(wr + p * 8);
-      uint4 uv;
-      if constexpr (kDual) uv = *reinterpret_cast<const uint4*>(wu + p * 8);
-#pragma unroll
-      for (int n = 0; n < N; ++n) {
-        if (n >= rows) break;
-        const uint4 xv = *reinterpret_cast<const uint4*>(xs + n * k + p * 8);
-        acc[n] += dot8<T>(wv, xv);
-        if constexpr (kDual) acc_u[n] += dot8<T>(uv, xv);
-      }
-    }
-#pragma unroll
-    for (int n = 0; n < N; ++n) {
-      acc[n] = warp_sum(acc[n]);
-      if constexpr (kDual) acc_u[n] = warp_sum(acc_u[n]);
-    }
+    row_dots<T, N, kDual>(wr, wu, xs, k, part, wpr, rows, acc, acc_u);
     if (lane == 0)
 #pragma unroll
       for (int n = 0; n < N; ++n) {

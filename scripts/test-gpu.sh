@@ -43,7 +43,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 check "CUDA kernels against the CPU backend" "$tests/test_backend" --gtest_filter='*Cuda*' --gtest_brief=1
 check "CUDA models: transformers, CPU, graphs, batching" "$tests/test_engine" --gtest_filter='*Cuda*' --gtest_brief=1
 # The same with every decode step of a 16-bit model on the persistent decode
-# kernel (by default only 8-row steps take it).
+# kernel (by default only steps of 3 to 8 short rows take it).
 check "CUDA models, decode kernel at every batch size" env NATIVELM_DECODE_KERNEL=all "$tests/test_engine" \
   --gtest_filter='*Cuda*' --gtest_brief=1
 memcheck=(compute-sanitizer --tool memcheck --error-exitcode 99)

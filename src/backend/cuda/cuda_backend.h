@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -176,10 +177,19 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::DecodeProgram> program_;
   bool fuse_decode_ = false;  // NATIVELM_DECODE_KERNEL=0 turns it off; off for shapes it cannot serve
   int decode_min_rows_ = 1;
-  int32_t decode_max_context_ = 0;  // longest sequence (kv_len) a fused step may have
+  int32_t decode_context_per_row_ = 0;  // longest sequence (kv_len) a fused step may have, per row
   bool decode_step_ = false;  // this step's layer ops may be fused
   uint32_t* decode_barrier_ = nullptr;
+  // Decode kernel pacing, measured best on an H100 (docs/benchmarks.md);
+  // NATIVELM_DECODE_HOLD=0 and NATIVELM_DECODE_INFLIGHT=BYTES for comparisons.
+  bool decode_hold_ = true;
+  uint32_t decode_inflight_ = 32u << 10;  // bytes a block of the decode kernel may have in flight
   int64_t decode_programs_ = 0;
+  // NATIVELM_DECODE_TRACE=FILE: each eagerly run program's phase timestamps
+  // are written to FILE (the last program wins), for profiling.
+  std::string trace_path_;
+  unsigned long long* trace_ = nullptr;
+  void write_decode_trace();
   size_t ids_capacity_ = 0;
   struct Outstanding {
     int slot = 0;

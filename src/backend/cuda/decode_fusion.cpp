@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <vector>
 
 #include <cuda_runtime.h>
 
@@ -25,26 +27,38 @@ void CudaBackend::init_decode_fusion() {
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_);
   // The kernel streams with the bulk-copy engine of sm_90 (Hopper) and newer.
   fuse_decode_ = major >= 9 && cooperative != 0;
-  // Measured on an H100 (docs/benchmarks.md, Qwen3-0.6B): the program wins
-  // from 5 rows (+31% decode throughput at 6 and 8 rows) while the longest
-  // sequence is short (+14% at 288 positions, even at 416, -7% at 640); at 1
-  // to 4 rows it loses (-19% at 1, -5% at 4): inside it each op pays its
-  // L2 round trips and a grid barrier in turn, which outweighs the kernel
-  // boundaries it saves. NATIVELM_DECODE_KERNEL=0 turns it off, =all uses it
-  // for every decode step it can serve.
-  decode_min_rows_ = 5;
-  decode_max_context_ = 384;
+  // Measured on an H100 (docs/benchmarks.md, Qwen3-0.6B, decode tok/s against
+  // kernel by kernel): the program wins from 3 rows (+16% at 3, +12% at 4,
+  // +66% at 8 with 60 positions) while the longest sequence is short for the
+  // rows it has (8 rows: +57% at 256 positions, +24% at 1024, even at 2048,
+  // -16% at 4000; 4 rows: +2% at 512, -3% at 1024): its attention gives each
+  // (row, kv head) a fixed share of the blocks, so few rows with long
+  // sequences leave it waiting on a few blocks' K/V. At 1 and 2 rows it
+  // loses (-9%, -5%): each op pays its L2 round trips and a grid barrier in
+  // turn, more than the kernel boundaries it saves. NATIVELM_DECODE_KERNEL=0
+  // turns it off, =all uses it for every decode step it can serve.
+  decode_min_rows_ = 3;
+  decode_context_per_row_ = 192;
   if (const char* v = std::getenv("NATIVELM_DECODE_KERNEL")) {
     if (std::strcmp(v, "0") == 0) fuse_decode_ = false;
     if (std::strcmp(v, "all") == 0) set_decode_program_rows(1);
   }
-  decode_barrier_ = static_cast<uint32_t*>(device_alloc(2 * sizeof(uint32_t), "decode kernel barrier"));
-  check_cuda(cudaMemset(decode_barrier_, 0, 2 * sizeof(uint32_t)), "decode kernel barrier");
+  if (const char* v = std::getenv("NATIVELM_DECODE_TRACE"); v && *v) {
+    trace_path_ = v;
+    trace_ = static_cast<unsigned long long*>(
+        device_alloc(size_t(cuda::kMaxDecodeOps) * sm_count_ * cuda::kTraceStamps * 8, "decode kernel trace"));
+  }
+  if (const char* v = std::getenv("NATIVELM_DECODE_HOLD")) decode_hold_ = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("NATIVELM_DECODE_INFLIGHT"); v && std::atol(v) > 0)
+    decode_inflight_ = static_cast<uint32_t>(std::min(std::atol(v), 1L << 30));
+  constexpr size_t kBarrierBytes = cuda::kBarrierWords * sizeof(uint32_t);
+  decode_barrier_ = static_cast<uint32_t*>(device_alloc(kBarrierBytes, "decode kernel barrier"));
+  check_cuda(cudaMemset(decode_barrier_, 0, kBarrierBytes), "decode kernel barrier");
 }
 
 void CudaBackend::set_decode_program_rows(int min_rows) {
   decode_min_rows_ = std::max(1, min_rows);
-  decode_max_context_ = std::numeric_limits<int32_t>::max();
+  decode_context_per_row_ = std::numeric_limits<int32_t>::max() / cuda::kMaxDecodeRows;
 }
 
 bool CudaBackend::fusable_decode(const StepInputs& in) const {
@@ -52,8 +66,9 @@ bool CudaBackend::fusable_decode(const StepInputs& in) const {
   if (a == nullptr || in.tokens.size() < static_cast<size_t>(decode_min_rows_) ||
       in.tokens.size() > cuda::kMaxDecodeRows)
     return false;
+  const int64_t max_context = int64_t{decode_context_per_row_} * static_cast<int64_t>(in.tokens.size());
   for (const AttentionSeq& s : a->seqs)
-    if (s.q_len != 1 || s.kv_len > decode_max_context_) return false;
+    if (s.q_len != 1 || s.kv_len > max_context) return false;
   return a->seqs.size() == in.tokens.size();
 }
 
@@ -121,6 +136,9 @@ void CudaBackend::flush_decode() {
   if (!program_ || program_->num_ops == 0) return;
   cuda::DecodeProgram& p = *program_;
   p.barrier = decode_barrier_;
+  p.inflight_bytes = decode_inflight_;
+  p.hold = decode_hold_ ? 1 : 0;
+  p.trace = trace_;
   // Emptied whatever the launch does: a failed launch must not leave its ops pending.
   struct Reset {
     cuda::DecodeProgram& p;
@@ -128,6 +146,23 @@ void CudaBackend::flush_decode() {
   } reset{p};
   cuda::run_decode_program(ty(act_), p, sm_count_, stream_);
   ++decode_programs_;
+  if (trace_) write_decode_trace();
+}
+
+// Text: "ops blocks", the op kinds, then per op and block the kTraceStamps
+// stamps. Skipped while a graph is being recorded (no sync possible then).
+void CudaBackend::write_decode_trace() {
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  check_cuda(cudaStreamIsCapturing(stream_, &capturing), "decode trace");
+  if (capturing != cudaStreamCaptureStatusNone) return;
+  const cuda::DecodeProgram& p = *program_;
+  std::vector<unsigned long long> t(size_t(p.num_ops) * sm_count_ * cuda::kTraceStamps);
+  check_cuda(cudaStreamSynchronize(stream_), "decode trace");
+  check_cuda(cudaMemcpy(t.data(), trace_, t.size() * 8, cudaMemcpyDeviceToHost), "decode trace");
+  std::ofstream f(trace_path_);
+  f << p.num_ops << ' ' << sm_count_ << '\n';
+  for (int i = 0; i < p.num_ops; ++i) f << p.ops[i].kind << (i + 1 < p.num_ops ? ' ' : '\n');
+  for (size_t i = 0; i < t.size(); ++i) f << t[i] << ((i + 1) % cuda::kTraceStamps ? ' ' : '\n');
 }
 
 }  // namespace nativelm

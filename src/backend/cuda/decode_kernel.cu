@@ -14,6 +14,7 @@
 // (other blocks wrote it; L1 is not coherent).
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_program.h"
@@ -24,21 +25,29 @@ namespace nativelm::cuda {
 
 namespace {
 
-constexpr int kThreads = 512, kWarps = kThreads / 32;
-constexpr int kInflight = 8;    // loads in flight per block at most
-constexpr int kSubChunk = 64;   // attention positions per load
-constexpr int kMaxGroup = 8;    // query heads per kv head
+// kThreads compute threads, then one producer warp (see produce()).
+constexpr int kThreads = 512, kWarps = kThreads / 32, kBlockThreads = kThreads + 32;
+constexpr int kInflight = 8;   // loads in flight per block at most
+constexpr int kSubChunk = 64;  // attention positions per load
+constexpr int kMaxGroup = 8;   // query heads per kv head
 constexpr int kMaxHd = 128;
 constexpr int kMinChunk = 16;
-constexpr int kMaxLoadRows = 64;  // weight rows per load
-constexpr int kMaxMergeChunks = 160;  // chunks per (row, kv head): at most the blocks   // fewer positions per chunk cost more to merge than they save
-constexpr int kXsBudget = 64 << 10;  // input staging: (rows + 1) * k * 2 bytes at most
+constexpr int kMaxLoadRows = 64;      // weight rows per load
+constexpr int kMaxMergeChunks = 160;  // chunks per (row, kv head)
+constexpr int kXsBudget = 64 << 10;   // input staging: rows * (k + 8) * 2 bytes at most
+constexpr int kStageRegs = 8;         // 16-byte input pieces a thread holds while staging (rows * k <= 32K)
 
 // --- geometry: what a block reads for each op ---
 
 struct GemvSpan {
   int r0, r1, rows_per_load, loads;
 };
+
+// Weight rows and staged input rows lie in shared memory padded by 16 bytes
+// (8 elements): the 8 rows that one tensor-core operand load reads at the
+// same columns then start on 8 different bank groups (unpadded, rows of
+// k * 2 bytes, a multiple of 128, would all hit the same banks).
+__host__ __device__ constexpr int padded(int k) { return k + 8; }
 
 __device__ __forceinline__ GemvSpan gemv_span(const DecodeOp& op) {
   GemvSpan s;
@@ -84,17 +93,25 @@ __device__ __forceinline__ void attn_sub(const AttnItem& it, int j, int& q0, int
   cached = max(0, min(q1, it.visible - 1) - q0);
 }
 
+// What an op's first load carries before its weights or K/V rows: the norm
+// weights (GEMV with a norm: [k]; attention: q_norm then k_norm, [head_dim]
+// each, room kept for both).
+__device__ __forceinline__ uint32_t prefix_bytes(const DecodeProgram& p, const DecodeOp& op) {
+  if (op.kind == kOpAttention) return static_cast<uint32_t>(4 * p.head_dim);
+  return op.kind == kOpGemvAdd ? 0u : static_cast<uint32_t>(op.k * 2);
+}
 
-
-__device__ __forceinline__ uint32_t load_bytes(const DecodeProgram& p, const DecodeOp& op, const GemvSpan& s,
-                                               int j, const AttnItem& item) {
+// The ring space load j takes.
+__device__ __forceinline__ uint32_t load_bytes(const DecodeProgram& p, const DecodeOp& op, const GemvSpan& s, int j,
+                                               const AttnItem& item) {
+  const uint32_t prefix = j == 0 ? prefix_bytes(p, op) : 0u;
   if (op.kind == kOpAttention) {
     int q0, q1, cached;
     attn_sub(item, j, q0, q1, cached);
-    return static_cast<uint32_t>(2 * cached * p.head_dim * 2);
+    return prefix + static_cast<uint32_t>(2 * cached * p.head_dim * 2);
   }
   const int rows = min(s.rows_per_load, s.r1 - s.r0 - j * s.rows_per_load);
-  return static_cast<uint32_t>(rows * op.k * 2 * (op.kind == kOpGemvNormSwiglu ? 2 : 1));
+  return prefix + static_cast<uint32_t>(rows * padded(op.k) * 2 * (op.kind == kOpGemvNormSwiglu ? 2 : 1));
 }
 
 // The Hopper bulk-copy engine (TMA) moves the loads: one instruction per
@@ -109,6 +126,11 @@ __device__ __forceinline__ void bar_init(uint64_t* bar) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)) : "memory");
 #endif
 }
+__device__ __forceinline__ void bar_arrive(uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(smem_addr(bar)) : "memory");
+#endif
+}
 __device__ __forceinline__ void bar_expect(uint64_t* bar, uint32_t bytes) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(smem_addr(bar)),
@@ -116,148 +138,254 @@ __device__ __forceinline__ void bar_expect(uint64_t* bar, uint32_t bytes) {
                : "memory");
 #endif
 }
+__device__ __forceinline__ bool bar_test(uint64_t* bar, uint32_t parity) {
+  uint32_t done = 1;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("{\n .reg .pred p;\n mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+               : "=r"(done)
+               : "r"(smem_addr(bar)), "r"(parity)
+               : "memory");
+#endif
+  return done != 0;
+}
 __device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   uint32_t done = 0;
   do {
-    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done)
-                 : "r"(smem_addr(bar)), "r"(parity)
-                 : "memory");
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_addr(bar)), "r"(parity)
+        : "memory");
   } while (!done);
 #endif
 }
 __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                   smem_addr(dst)),
-               "l"(src), "r"(bytes), "r"(smem_addr(bar))
-               : "memory");
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(smem_addr(dst)),
+      "l"(src), "r"(bytes), "r"(smem_addr(bar))
+      : "memory");
 #endif
 }
 
-// Warp 0 queues load j into dst, `bytes` in all: weight rows (gate rows,
-// then up rows), or the K rows then the V rows of the cached positions of
-// an attention chunk.
+// The producer warp queues load j into dst: the op's norm weights if it is
+// the first (prefix_bytes), then weight rows (gate rows, then up rows), or
+// the K rows then the V rows of the cached positions of an attention chunk.
 template <class T>
 __device__ __forceinline__ void issue_load(const DecodeProgram& p, const DecodeOp& op, const GemvSpan& s, int j,
-                                           unsigned char* dst, uint32_t bytes, uint64_t* bar, const AttnItem& it) {
+                                           unsigned char* dst, uint64_t* bar, const AttnItem& it) {
   const int lane = threadIdx.x % 32;
-  if (lane == 0) bar_expect(bar, bytes);
-  if (bytes == 0) return;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  // Earlier generic reads of this ring space are ordered before these writes.
+  // The consumers' generic reads of this ring space (their release of it
+  // was acquired through the empty barrier) come before these writes.
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
   if (op.kind == kOpAttention) {
     int q0, q1, cached;
     attn_sub(it, j, q0, q1, cached);
     const int hd = p.head_dim, kv_dim = p.kv_heads * hd;
+    const uint32_t norm_bytes = hd * sizeof(T);
+    const bool norms = j == 0;
+    if (lane == 0)
+      bar_expect(bar, 2 * cached * norm_bytes + (norms && op.nw ? norm_bytes : 0) + (norms && op.w ? norm_bytes : 0));
+    if (norms) {
+      if (lane == 0 && op.nw) bulk_copy(dst, op.nw, norm_bytes, bar);
+      if (lane == 1 && op.w) bulk_copy(dst + norm_bytes, op.w, norm_bytes, bar);
+      dst += 2 * norm_bytes;
+    }
     T* k_dst = reinterpret_cast<T*>(dst);
     T* v_dst = k_dst + cached * hd;
     for (int r = lane; r < cached; r += 32) {
       const int pos = q0 + r;
       const int64_t slot = int64_t{p.pages[it.page_off + pos / p.page_size]} * p.page_size + pos % p.page_size;
       const int64_t off = slot * kv_dim + it.kvh * hd;
-      bulk_copy(k_dst + r * hd, static_cast<const T*>(op.k_pool) + off, hd * sizeof(T), bar);
-      bulk_copy(v_dst + r * hd, static_cast<const T*>(op.v_pool) + off, hd * sizeof(T), bar);
+      bulk_copy(k_dst + r * hd, static_cast<const T*>(op.k_pool) + off, norm_bytes, bar);
+      bulk_copy(v_dst + r * hd, static_cast<const T*>(op.v_pool) + off, norm_bytes, bar);
     }
     return;
   }
-  if (lane != 0) return;
+  // A row per copy, to its padded place: the gate rows, then the up rows.
   const int first = s.r0 + j * s.rows_per_load, rows = min(s.rows_per_load, s.r1 - first);
-  const uint32_t part = static_cast<uint32_t>(rows * op.k * sizeof(T));
+  const int copies = rows * (op.kind == kOpGemvNormSwiglu ? 2 : 1);
+  const uint32_t row_bytes = static_cast<uint32_t>(op.k * sizeof(T));
+  const uint32_t prefix = j == 0 && op.kind != kOpGemvAdd ? row_bytes : 0u;
+  if (lane == 0) bar_expect(bar, prefix + copies * row_bytes);
+  __syncwarp();
+  if (lane == 0 && prefix) bulk_copy(dst, op.nw, prefix, bar);
+  dst += prefix;
   const T* w = static_cast<const T*>(op.w);
-  bulk_copy(dst, w + int64_t{first} * op.k, part, bar);
-  if (op.kind == kOpGemvNormSwiglu) bulk_copy(dst + part, w + int64_t{op.m + first} * op.k, part, bar);
+  for (int r = lane; r < copies; r += 32) {
+    const int src = r < rows ? first + r : op.m + first + (r - rows);
+    bulk_copy(dst + r * padded(op.k) * sizeof(T), w + int64_t{src} * op.k, row_bytes, bar);
+  }
 }
 
 // --- the ring ---
 
-// Every thread keeps an identical copy of this state in registers (all take
-// the same branches); what is indexed at run time sits in shared memory.
-// Load n goes to slot n % kInflight; its mbarrier's phase n / kInflight.
+// Load n goes to slot n % kInflight: `full` completes a phase when its
+// bytes have landed, `empty` when the compute threads are done with it.
+struct RingShared {
+  uint32_t start[kInflight];  // ring offsets (byte offsets that only grow, mod the size)
+  // Set from an op's last load until the next op's input is staged: the
+  // producer issues nothing then. Loads in flight slow the grid barrier's
+  // few requests (measured 2.6-3.5 us a barrier with the ring refilling,
+  // 0.7-1.5 without) and the staging's L2 reads, both on the critical path.
+  volatile int hold;
+  uint64_t full[kInflight], empty[kInflight];
+};
+
+// The compute threads' view; each keeps an identical copy in registers.
 struct Ring {
   unsigned char* base;
   uint32_t size;
-  uint32_t head, tail;     // byte offsets that only grow; a load lies whole in the ring
-  uint32_t issued, used;   // loads issued, loads consumed
-  int op, j;               // the next load to issue
-  uint32_t* start;         // [kInflight] ring offsets, shared memory
-  uint64_t* bars;          // [kInflight] mbarriers, shared memory
-  const AttnItem* item;    // this block's attention item, shared memory
-  const GemvSpan* spans;   // [num_ops] this block's rows of each GEMV (attention: loads only)
+  uint32_t used;  // loads consumed
+  RingShared* sh;
+  const AttnItem* item;           // this block's attention item, shared memory
+  const GemvSpan* spans;          // [num_ops] this block's rows of each GEMV (attention: loads only)
+  unsigned long long* trace;      // tracing only: this block's stamps of op 0
+  unsigned long long waited;      // tracing only: cycles front() waited in the op at hand
+  unsigned long long* op_stamps;  // tracing only: this block's stamps of the op at hand
 };
 
-// Issues loads in order while the ring has room (warp 0 only).
+// Thread 0 records the SM clock at point `at` (10 and up) of the op at hand
+// (tracing only).
+__device__ __forceinline__ void fine_stamp(unsigned long long* stamps, int at) {
+  if (stamps && threadIdx.x == 0) stamps[at] = clock64();
+}
+
+// The producer warp: every load of the program in order, each queued as
+// soon as its slot and its bytes of the ring are free, and fewer than
+// p.inflight_bytes are still on their way. It takes no part in the compute
+// threads' barriers, so nothing it waits for (a page-table read, a full
+// bulk-copy queue) holds up the step. The cap on bytes in flight keeps the
+// memory system's queues short: 132 blocks refilling their rings at once
+// after an op queue megabytes of reads, and the grid barrier's few
+// requests wait behind them.
 template <class T>
-__device__ __forceinline__ void fill(const DecodeProgram& p, Ring& r) {
-  while (r.issued - r.used < kInflight && r.op < p.num_ops) {
-    const DecodeOp& op = p.ops[r.op];
-    const GemvSpan& span = r.spans[r.op];
-    if (r.j >= span.loads) {
-      ++r.op;
-      r.j = 0;
-      continue;
+__device__ void produce(const DecodeProgram& p, RingShared& sh, unsigned char* base, uint32_t size,
+                        const GemvSpan* spans, const AttnItem& it, unsigned long long* trace) {
+  uint32_t head = 0, issued = 0, freed = 0, landed = 0;
+  for (int i = 0; i < p.num_ops; ++i) {
+    const DecodeOp& op = p.ops[i];
+    for (int j = 0; j < spans[i].loads; ++j) {
+      const uint32_t bytes = load_bytes(p, op, spans[i], j, it);
+      uint32_t at = head;
+      if (at % size + bytes > size) at += size - at % size;
+      while (issued - freed >= kInflight || (freed < issued && at + bytes - sh.start[freed % kInflight] > size)) {
+        bar_wait(&sh.empty[freed % kInflight], (freed / kInflight) & 1);
+        ++freed;
+      }
+      // Loads land in order; freed ones have landed. sh.start of a load not
+      // yet freed is still its own (its slot is not reused before).
+      landed = max(landed, freed);
+      while (landed < issued && head - sh.start[landed % kInflight] + bytes > p.inflight_bytes) {
+        bar_wait(&sh.full[landed % kInflight], (landed / kInflight) & 1);
+        ++landed;
+      }
+      while (sh.hold) {
+      }
+      const int slot = issued % kInflight;
+      // Lane 0 writes the offset before its arrival on `full` publishes it.
+      if (threadIdx.x % 32 == 0) {
+        sh.start[slot] = at;
+        if (trace && j == 0) {
+          unsigned long long ns;
+          asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(ns));
+          trace[int64_t{i} * gridDim.x * kTraceStamps + 7] = ns;
+        }
+      }
+      issue_load<T>(p, op, spans[i], j, base + at % size, &sh.full[slot], it);
+      ++issued;
+      head = at + bytes;
+      __syncwarp();
     }
-    const uint32_t bytes = load_bytes(p, op, span, r.j, *r.item);
-    uint32_t at = r.head;
-    if (at % r.size + bytes > r.size) at += r.size - at % r.size;
-    if (at + bytes - r.tail > r.size) return;
-    const int slot = r.issued % kInflight;
-    // The offset is written before the mbarrier arrival that publishes it.
-    if (threadIdx.x == 0) r.start[slot] = at;
-    issue_load<T>(p, op, span, r.j, r.base + at % r.size, bytes, r.bars + slot, *r.item);
-    ++r.issued;
-    r.head = at + bytes;
-    ++r.j;
   }
 }
+
+// The compute threads' barrier (the producer warp is not in it).
+__device__ __forceinline__ void csync() { asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory"); }
 
 // Waits for the oldest load and returns where it is.
 __device__ __forceinline__ const unsigned char* front(Ring& r) {
   const int slot = r.used % kInflight;
-  bar_wait(r.bars + slot, (r.used / kInflight) & 1);
-  return r.base + r.start[slot] % r.size;
+  const unsigned long long t0 = r.trace ? clock64() : 0;
+  if (!bar_test(&r.sh->full[slot], (r.used / kInflight) & 1)) {
+    if (threadIdx.x == 0) r.sh->hold = 0;  // the load may not be issued yet
+    bar_wait(&r.sh->full[slot], (r.used / kInflight) & 1);
+  }
+  if (r.trace) r.waited += clock64() - t0;
+  return r.base + r.sh->start[slot] % r.size;
 }
 
-// Frees the oldest load (every thread is done with it); warp 0, the
-// producer, issues more.
-template <class T>
-__device__ __forceinline__ void pop(const DecodeProgram& p, Ring& r) {
-  __syncthreads();
+// The producer stops before the op's last load is handed back (see
+// RingShared::hold) and goes on once the next op's input is staged.
+__device__ __forceinline__ void hold_producer(const DecodeProgram& p, Ring& r) {
+  if (p.hold && threadIdx.x == 0) r.sh->hold = 1;
+}
+__device__ __forceinline__ void release_producer(const DecodeProgram& p, Ring& r) {
+  if (p.hold && threadIdx.x == 0) r.sh->hold = 0;
+}
+
+// Hands the oldest load's space back to the producer (every compute thread
+// is done with it).
+__device__ __forceinline__ void pop(Ring& r) {
+  csync();
+  if (threadIdx.x == 0) bar_arrive(&r.sh->empty[r.used % kInflight]);
   ++r.used;
-  if (threadIdx.x >= 32) return;
-  r.tail = r.issued > r.used ? r.start[r.used % kInflight] : r.head;
-  fill<T>(p, r);
 }
 
 // All blocks have finished the op before; its writes are visible after.
-__device__ __forceinline__ void grid_barrier(uint32_t* count, uint32_t& target) {
-  __syncthreads();
-  target += gridDim.x;
-  if (threadIdx.x == 0) {
-    __threadfence();
-    atomicAdd(count, 1u);
-    uint32_t seen;
-    do {
-      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(seen) : "l"(count) : "memory");
-    } while (seen < target);
+// Block b counts its arrival on line b % kBarrierLines; lane j of warp 0
+// waits for line j to reach `passes` times the blocks that count there.
+__device__ __forceinline__ void grid_barrier(uint32_t* lines, uint32_t& passes, unsigned long long* stamps) {
+  csync();
+  ++passes;
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    if (lane == 0 && stamps) asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(stamps[8]));
+    if (lane == 0) {
+      // A release reduction: the block's writes (ordered before it by
+      // csync) are visible to whoever acquires the count, and no returned
+      // value is waited for.
+      uint32_t* mine = lines + blockIdx.x % kBarrierLines * 32;
+      asm volatile("red.release.gpu.global.add.u32 [%0], 1;\n" ::"l"(mine) : "memory");
+    }
+    if (lane < kBarrierLines) {
+      const uint32_t blocks = (gridDim.x - lane + kBarrierLines - 1) / kBarrierLines;
+      const uint32_t* line = lines + lane * 32;
+      uint32_t seen;
+      do {
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(seen) : "l"(line) : "memory");
+      } while (seen < passes * blocks);
+    }
+    __syncwarp();
+    if (lane == 0 && stamps) asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(stamps[9]));
   }
-  __syncthreads();
+  csync();
+}
+
+// Thread 0 records when this block reached phase `at` of op i (tracing only).
+__device__ __forceinline__ void trace_stamp(const DecodeProgram& p, int i, int at) {
+  if (p.trace == nullptr || threadIdx.x != 0) return;
+  unsigned long long ns;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(ns));
+  unsigned long long* t = p.trace + (int64_t{i} * gridDim.x + blockIdx.x) * kTraceStamps;
+  t[at] = ns;
+  t[3 + at] = clock64();
 }
 
 // --- GEMV ops ---
 
 struct Scratch {
   float rstd[kMaxDecodeRows];
-  float partial[kMaxLoadRows][2][kMaxDecodeRows];
+  float warp_ss[kStageRegs][kWarps];       // each warp's sum of squares of its input pieces
+  float old[kThreads];                     // kAdd: the residual values this block's outputs add to
+  float part[kWarps][16][kMaxDecodeRows];  // each warp's sums: its tile's 16 rows by the input rows
   float rot_cs[kMaxDecodeRows][kMaxHd / 2], rot_sn[kMaxDecodeRows][kMaxHd / 2];  // per row, from the kernel's start
-  __align__(16) unsigned short head_norm[2][kMaxHd];  // q_norm, k_norm of the attention op at hand
-  float sq[kMaxGroup * kMaxHd];       // scaled q heads
-  float score[kMaxGroup][kSubChunk];  // scores, then probabilities
+  float sq[kMaxGroup * kMaxHd];                                                  // scaled q heads
+  float score[kMaxGroup][kSubChunk];                                             // scores, then probabilities
   float m[kMaxGroup], l[kMaxGroup], corr[kMaxGroup];
-  float merge_w[kMaxGroup][kMaxMergeChunks];
   int ticket;
 };
 
@@ -267,6 +395,43 @@ template <class T, int N, int kMode>
 __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, T* xs, const T* nws, Scratch& sc) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k, pieces = k / 8;
   const T* x = static_cast<const T*>(op.x);
+  if (has_norm(kMode) && pieces % 32 == 0 && rows * pieces <= kStageRegs * kThreads) {
+    // One trip to L2: each thread keeps its pieces in registers while the
+    // row sums are made from per-warp sums (a warp's 32 pieces lie in one
+    // row), added in a fixed order so that every run rounds alike.
+    const uint4* xv = static_cast<const uint4*>(op.x);
+    const int total = rows * pieces;
+    uint4 v[kStageRegs];
+#pragma unroll
+    for (int r = 0; r < kStageRegs; ++r) {
+      const int i = threadIdx.x + r * kThreads;
+      if (i < total) v[r] = __ldcg(xv + i);
+    }
+#pragma unroll
+    for (int r = 0; r < kStageRegs; ++r) {
+      if (threadIdx.x - lane + r * kThreads >= total) break;  // whole warps: total is a multiple of 32
+      const float ss = warp_sum(dot8<T>(v[r], v[r]));
+      if (lane == 0) sc.warp_ss[r][warp] = ss;
+    }
+    csync();
+#pragma unroll
+    for (int r = 0; r < kStageRegs; ++r) {
+      const int i = threadIdx.x + r * kThreads;
+      if (i >= total) break;
+      const int n = i / pieces, c = i % pieces;
+      float ss = 0.0f;
+      for (int q = n * pieces; q < (n + 1) * pieces; q += 32) ss += sc.warp_ss[q / kThreads][q % kThreads / 32];
+      const float rstd = rsqrtf(ss / static_cast<float>(k) + op.eps);
+      const uint4 g = reinterpret_cast<const uint4*>(nws)[c];
+      T* vt = reinterpret_cast<T*>(&v[r]);
+      const T* gt = reinterpret_cast<const T*>(&g);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) vt[e] = from_f<T>(gemv_input<T, kMode>(to_f(vt[e]), to_f(gt[e]), rstd));
+      reinterpret_cast<uint4*>(xs + n * padded(k))[c] = v[r];
+    }
+    csync();
+    return;
+  }
   if constexpr (has_norm(kMode)) {
     for (int n = warp; n < rows; n += kWarps) {
       float ss = 0.0f;
@@ -277,7 +442,7 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, T* xs,
       ss = warp_sum(ss);
       if (lane == 0) sc.rstd[n] = rsqrtf(ss / static_cast<float>(k) + op.eps);
     }
-    __syncthreads();
+    csync();
   }
   for (int i = threadIdx.x; i < rows * pieces; i += kThreads) {
     const int n = i / pieces, c = i % pieces;
@@ -289,60 +454,119 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, T* xs,
 #pragma unroll
       for (int e = 0; e < 8; ++e) vt[e] = from_f<T>(gemv_input<T, kMode>(to_f(vt[e]), to_f(gt[e]), sc.rstd[n]));
     }
-    reinterpret_cast<uint4*>(xs + n * k)[c] = v;
+    reinterpret_cast<uint4*>(xs + n * padded(k))[c] = v;
   }
-  __syncthreads();
+  csync();
 }
 
-// Rows [first, first + count) of the op from weights ws (shared memory):
-// wpr warps per row, then one thread per (row, input row) sums and stores.
-template <class T, int N, int kMode>
-__device__ __forceinline__ void gemv_rows(const DecodeOp& op, const T* ws, const T* xs, int first, int count,
-                                          int rows, Scratch& sc) {
-  constexpr bool kDual = kMode == kNormSwiglu;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k;
-  // Few rows: several warps per row; many: each warp takes rows in turn.
-  int wpr = 1;
-  while (count * wpr * 2 <= kWarps) wpr *= 2;
-  for (int it = warp; it < count * wpr; it += kWarps) {
-    const int r = it / wpr, part = it % wpr;
-    const T* wr = ws + r * k;
-    const T* wu = ws + (count + r) * k;
-    float acc[N], acc_u[N];
-    row_dots<T, N, kDual>(wr, wu, xs, k, part, wpr, rows, acc, acc_u);
-    if (lane == 0)
-#pragma unroll
-      for (int n = 0; n < N; ++n) {
-        sc.partial[it][0][n] = acc[n];
-        sc.partial[it][1][n] = kDual ? acc_u[n] : 0.0f;
-      }
+// D += A B on the tensor cores: A 16 x 16 (a0..a3), B 16 x 8 (b0, b1), D
+// 16 x 8 in f32.
+template <class T>
+__device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                         uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
   }
-  __syncthreads();
+}
+
+// Rows [first, first + count) of the op from weights ws (shared memory,
+// padded rows; for kNormSwiglu the count gate rows, then the count up rows)
+// against the input rows xs, on the tensor cores: the weight rows are cut
+// into tiles of 16, each tile's k into parts, a warp per (tile, part) sums
+// its part with m16n8k16 products (the input rows are B's 8 columns; padding
+// columns repeat the last row and are dropped), and one thread per (row,
+// input row) adds the parts in a fixed order and stores.
+//
+// A dot product does not care in which order its k are taken, as long as
+// weights and input agree: lane (g, t) loads 8 contiguous k of its rows and
+// of input row g, and feeds them to the two products of a 32-wide chunk as
+// the k pairs the fragment layout gives it there. So every operand is one
+// 16-byte load, no shuffles.
+template <class T, int N, int kMode>
+__device__ __forceinline__ void gemv_rows(const DecodeOp& op, const T* ws, const T* xs, int first, int count, int rows,
+                                          const float* olds, Scratch& sc, unsigned long long* stamps) {
+  constexpr bool kDual = kMode == kNormSwiglu;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4, stride = padded(op.k);
+  const int vrows = count * (kDual ? 2 : 1), tiles = (vrows + 15) / 16, parts = max(1, kWarps / tiles);
+  if (const int tile = warp / parts; tile < tiles) {
+    const int chunks = op.k / 32, c0 = warp % parts * chunks / parts, c1 = (warp % parts + 1) * chunks / parts;
+    const T* wa = ws + min(tile * 16 + g, vrows - 1) * stride + 8 * t;
+    const T* wb = ws + min(tile * 16 + g + 8, vrows - 1) * stride + 8 * t;
+    const T* xv = xs + min(g, rows - 1) * stride + 8 * t;
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 4
+    for (int c = c0; c < c1; ++c) {
+      const uint4 a = *reinterpret_cast<const uint4*>(wa + c * 32);
+      const uint4 b = *reinterpret_cast<const uint4*>(wb + c * 32);
+      const uint4 x = *reinterpret_cast<const uint4*>(xv + c * 32);
+      mma16816<T>(d, a.x, b.x, a.y, b.y, x.x, x.y);
+      mma16816<T>(d, a.z, b.z, a.w, b.w, x.z, x.w);
+    }
+    // d: (row g, input 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
+    if (2 * t < N) {
+      sc.part[warp][g][2 * t] = d[0];
+      sc.part[warp][g + 8][2 * t] = d[2];
+    }
+    if (2 * t + 1 < N) {
+      sc.part[warp][g][2 * t + 1] = d[1];
+      sc.part[warp][g + 8][2 * t + 1] = d[3];
+    }
+  }
+  fine_stamp(stamps, 10);
+  csync();
+  fine_stamp(stamps, 11);
+  const auto sum = [&](int vr, int n) {
+    const float* at = &sc.part[vr / 16 * parts][vr % 16][n];
+    float v = 0.0f;
+    for (int q = 0; q < parts; ++q) v += at[q * 16 * kMaxDecodeRows];
+    return v;
+  };
   for (int i = threadIdx.x; i < count * rows; i += kThreads) {
     const int r = i / rows, n = i % rows, row = first + r;
-    float g = 0.0f, u = 0.0f;
-    for (int q = 0; q < wpr; ++q) {
-      g += sc.partial[r * wpr + q][0][n];
-      u += sc.partial[r * wpr + q][1][n];
-    }
+    const float gate = sum(r, n), up = kDual ? sum(count + r, n) : 0.0f;
     T* o = static_cast<T*>(op.out) + int64_t{n} * op.m + row;
-    const float old = kMode == kAdd ? to_f(__ldcg(o)) : 0.0f;
-    *o = from_f<T>(gemv_value<T, kMode>(g, u, static_cast<const T*>(op.bias), row, op.m, old));
+    const float old = kMode != kAdd ? 0.0f : olds ? olds[i] : to_f(__ldcg(o));
+    *o = from_f<T>(gemv_value<T, kMode>(gate, up, static_cast<const T*>(op.bias), row, op.m, old));
   }
+  fine_stamp(stamps, 12);
 }
 
 template <class T, int N, int kMode>
-__device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& ring, T* xs, const T* nws,
-                                        Scratch& sc) {
+__device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& ring, T* xs, Scratch& sc) {
   const DecodeOp& op = p.ops[i];
   const GemvSpan& s = ring.spans[i];
   if (s.loads == 0) return;
+  // kAdd: the residual values the outputs add to are fetched with the
+  // input, not one more trip to L2 at the end.
+  const int outs = (s.r1 - s.r0) * p.rows;
+  const bool pre = kMode == kAdd && outs <= kThreads;
+  float old = 0.0f;
+  if (pre && threadIdx.x < outs)
+    old = to_f(
+        __ldcg(static_cast<const T*>(op.out) + int64_t{threadIdx.x % p.rows} * op.m + s.r0 + threadIdx.x / p.rows));
+  // The first load starts with the norm weights.
+  const unsigned char* first_load = front(ring);
+  const T* nws = reinterpret_cast<const T*>(first_load);
   stage_input<T, N, kMode>(op, p.rows, xs, nws, sc);
+  if (pre && threadIdx.x < outs) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
+  trace_stamp(p, i, 1);
+  release_producer(p, ring);
   for (int j = 0; j < s.loads; ++j) {
-    const T* ws = reinterpret_cast<const T*>(front(ring));
+    const T* ws = reinterpret_cast<const T*>(j == 0 ? first_load + (has_norm(kMode) ? op.k * 2 : 0) : front(ring));
     const int first = s.r0 + j * s.rows_per_load;
-    gemv_rows<T, N, kMode>(op, ws, xs, first, min(s.rows_per_load, s.r1 - first), p.rows, sc);
-    pop<T>(p, ring);
+    gemv_rows<T, N, kMode>(op, ws, xs, first, min(s.rows_per_load, s.r1 - first), p.rows,
+                           pre ? sc.old + (first - s.r0) * p.rows : nullptr, sc, j == 0 ? ring.op_stamps : nullptr);
+    if (j == s.loads - 1) hold_producer(p, ring);
+    pop(ring);
+    if (j == 0) fine_stamp(ring.op_stamps, 13);
   }
 }
 
@@ -353,13 +577,11 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
 // position, its K (norm + rope) and V rows into fresh_k/v and the pools.
 template <class T>
 __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
-                                             Scratch& sc, T* fresh_k, T* fresh_v) {
+                                             const T* q_norm, const T* k_norm, Scratch& sc, T* fresh_k, T* fresh_v) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim;
   const int group = p.heads / p.kv_heads;
   const bool fresh_here = it.p1 == it.visible;
   const T* src = static_cast<const T*>(op.x) + int64_t{it.row} * (p.heads + 2 * p.kv_heads) * hd;
-  const T* q_norm = op.nw ? reinterpret_cast<const T*>(sc.head_norm[0]) : nullptr;
-  const T* k_norm = op.w ? reinterpret_cast<const T*>(sc.head_norm[1]) : nullptr;
   Rotary rot;
 #pragma unroll
   for (int i = 0; i < kRopePairs; ++i) {
@@ -383,7 +605,7 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
       for (int j = lane; j < hd; j += 32) fresh_v[j] = head[j];
     }
   }
-  __syncthreads();
+  csync();
   if (fresh_here) {
     const int64_t at = int64_t{p.slots[it.row]} * p.kv_heads * hd + it.kvh * hd;
     for (int j = threadIdx.x; j < hd; j += kThreads) {
@@ -396,8 +618,8 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
 // One load's positions: scores (a warp per position), the online softmax
 // step (a warp per head), then P V (a thread per (head, element)).
 template <class T>
-__device__ __forceinline__ void attn_step(const DecodeProgram& p, const T* kv, int count, int cached,
-                                          const T* fresh_k, const T* fresh_v, Scratch& sc, float (&acc)[2]) {
+__device__ __forceinline__ void attn_step(const DecodeProgram& p, const T* kv, int count, int cached, const T* fresh_k,
+                                          const T* fresh_v, Scratch& sc, float (&acc)[2]) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim;
   const int group = p.heads / p.kv_heads;
   const T* ks = kv;
@@ -416,7 +638,7 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const T* kv, i
       if (lane == 0) sc.score[g][i] = s;
     }
   }
-  __syncthreads();
+  csync();
   if (warp < group) {
     const int g = warp;
     const float v0 = lane < count ? sc.score[g][lane] : -INFINITY;
@@ -434,7 +656,7 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const T* kv, i
       sc.m[g] = m_new;
     }
   }
-  __syncthreads();
+  csync();
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int t = threadIdx.x + h * kThreads, g = t / hd, d = t % hd;
@@ -449,8 +671,8 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const T* kv, i
 // chunk; else its partial state, and the last chunk of (row, kv head) to
 // finish merges them all.
 template <class T>
-__device__ __forceinline__ void attn_finish(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
-                                            Scratch& sc, const float (&acc)[2]) {
+__device__ __forceinline__ void attn_finish(const DecodeProgram& p, const DecodeOp& op, int op_index,
+                                            const AttnItem& it, Scratch& sc, const float (&acc)[2]) {
   const int hd = p.head_dim, group = p.heads / p.kv_heads;
   T* out = static_cast<T*>(op.out) + int64_t{it.row} * p.heads * hd + it.kvh * group * hd;
   if (it.used == 1) {
@@ -475,56 +697,68 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
     part[2 + d] = acc[h];
   }
   __threadfence();
-  __syncthreads();
+  csync();
   int32_t* counter = p.counters + it.row * p.kv_heads + it.kvh;
   if (threadIdx.x == 0) sc.ticket = atomicAdd(counter, 1);
-  __syncthreads();
+  csync();
   if (sc.ticket != it.used - 1) return;
   __threadfence();
-  // Every chunk's (m, l) at once (a lane per chunk), then each output
-  // element's partial sums with all their loads in flight: the merge sits
-  // on the step's critical path, and L2 is busy with the weight stream.
-  if (threadIdx.x < 32 * group) {
-    const int g = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const float* part = base + int64_t{g} * p.splits * stride;
-    float mx = -INFINITY, tot = 0.0f;
-    for (int c = lane; c < it.used; c += 32) mx = fmaxf(mx, __ldcg(part + c * stride));
-    mx = warp_max(mx);
-    for (int c = lane; c < it.used; c += 32) {
-      const float w = __expf(__ldcg(part + c * stride) - mx);
-      sc.merge_w[g][c] = w;
-      tot += w * __ldcg(part + c * stride + 1);
-    }
-    tot = warp_sum(tot);
-    if (lane == 0) sc.l[g] = tot;
-  }
-  __syncthreads();
+  if (threadIdx.x == 0 && p.trace)
+    p.trace[(int64_t{op_index} * gridDim.x + blockIdx.x) * kTraceStamps + 12] = clock64();
+  // The last chunk to finish merges them all: each thread one output
+  // element, an online merge over 8 chunks at a time with all their loads
+  // in flight together (the merge is on the step's critical path, and L2
+  // is busy with the weight stream).
+  constexpr int kBatch = 8;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int t = threadIdx.x + h * kThreads, g = t / hd, d = t % hd;
     if (g >= group) break;
-    const float* part = base + int64_t{g} * p.splits * stride + 2 + d;
-    float val = 0.0f;
-    for (int c0 = 0; c0 < it.used; c0 += 8) {
-      float v[8];
+    const float* part = base + int64_t{g} * p.splits * stride;
+    float mx = -INFINITY, l = 0.0f, val = 0.0f;
+    for (int c0 = 0; c0 < it.used; c0 += kBatch) {
+      float cm[kBatch], cl[kBatch], cv[kBatch];
 #pragma unroll
-      for (int c = 0; c < 8; ++c) v[c] = c0 + c < it.used ? __ldcg(part + (c0 + c) * stride) : 0.0f;
+      for (int c = 0; c < kBatch; ++c) {
+        const bool in = c0 + c < it.used;
+        const float* pc = part + (c0 + c) * stride;
+        cm[c] = in ? __ldcg(pc) : -INFINITY;
+        cl[c] = in ? __ldcg(pc + 1) : 0.0f;
+        cv[c] = in ? __ldcg(pc + 2 + d) : 0.0f;
+      }
+      float bm = mx;
 #pragma unroll
-      for (int c = 0; c < 8; ++c) val += c0 + c < it.used ? v[c] * sc.merge_w[g][c0 + c] : 0.0f;
+      for (int c = 0; c < kBatch; ++c) bm = fmaxf(bm, cm[c]);
+      const float rescale = __expf(mx - bm);
+      l *= rescale;
+      val *= rescale;
+#pragma unroll
+      for (int c = 0; c < kBatch; ++c) {
+        const float w = __expf(cm[c] - bm);
+        l += w * cl[c];
+        val += w * cv[c];
+      }
+      mx = bm;
     }
-    out[g * hd + d] = from_f<T>(val / sc.l[g]);
+    out[g * hd + d] = from_f<T>(val / l);
   }
   if (threadIdx.x == 0) *counter = 0;
 }
 
 template <class T>
-__device__ __forceinline__ void attention_op(const DecodeProgram& p, const DecodeOp& op, Ring& ring, Scratch& sc,
-                                             T* fresh) {
+__device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_index, Ring& ring, Scratch& sc, T* fresh) {
+  const DecodeOp& op = p.ops[op_index];
   const AttnItem& it = *ring.item;
   if (!it.active) return;
   T* fresh_k = fresh;
   T* fresh_v = fresh + kMaxHd;
-  attn_prepare<T>(p, op, it, sc, fresh_k, fresh_v);
+  // The first load starts with q_norm and k_norm.
+  const unsigned char* first_load = front(ring);
+  const T* q_norm = op.nw ? reinterpret_cast<const T*>(first_load) : nullptr;
+  const T* k_norm = op.w ? reinterpret_cast<const T*>(first_load) + p.head_dim : nullptr;
+  attn_prepare<T>(p, op, it, q_norm, k_norm, sc, fresh_k, fresh_v);
+  trace_stamp(p, op_index, 1);
+  release_producer(p, ring);
   if (threadIdx.x < kMaxGroup) {
     sc.m[threadIdx.x] = -INFINITY;
     sc.l[threadIdx.x] = 0.0f;
@@ -533,25 +767,29 @@ __device__ __forceinline__ void attention_op(const DecodeProgram& p, const Decod
   for (int j = 0; j < it.loads; ++j) {
     int q0, q1, cached;
     attn_sub(it, j, q0, q1, cached);
-    const T* kv = reinterpret_cast<const T*>(front(ring));
+    const T* kv =
+        j == 0 ? reinterpret_cast<const T*>(first_load) + 2 * p.head_dim : reinterpret_cast<const T*>(front(ring));
     attn_step<T>(p, kv, q1 - q0, cached, fresh_k, fresh_v, sc, acc);
-    pop<T>(p, ring);
+    if (j == 0) fine_stamp(ring.op_stamps, 10);
+    if (j == it.loads - 1) hold_producer(p, ring);
+    pop(ring);
   }
-  attn_finish<T>(p, op, it, sc, acc);
+  fine_stamp(ring.op_stamps, 11);
+  attn_finish<T>(p, op, op_index, it, sc, acc);
 }
 
 // --- the kernel ---
 
 template <class T, int N>
-__global__ void __launch_bounds__(kThreads, 1) decode_kernel(const __grid_constant__ DecodeProgram params,
-                                                             uint32_t xs_bytes, uint32_t ring_bytes) {
+__global__ void __launch_bounds__(kBlockThreads, 1)
+    decode_kernel(const __grid_constant__ DecodeProgram params, uint32_t xs_bytes, uint32_t ring_bytes) {
   // The program is read over and over at run-time indices: from shared
   // memory, not through the constant cache (which misses on 10+ KB).
   __shared__ __align__(16) DecodeProgram p;
   {
     const uint4* src = reinterpret_cast<const uint4*>(&params);
     uint4* dst = reinterpret_cast<uint4*>(&p);
-    for (int i = threadIdx.x; i < static_cast<int>(sizeof(DecodeProgram) / 16); i += kThreads) dst[i] = src[i];
+    for (int i = threadIdx.x; i < static_cast<int>(sizeof(DecodeProgram) / 16); i += kBlockThreads) dst[i] = src[i];
     __syncthreads();
   }
   extern __shared__ uint4 smem[];
@@ -559,14 +797,16 @@ __global__ void __launch_bounds__(kThreads, 1) decode_kernel(const __grid_consta
   // fresh K, fresh V, then a staging row per warp job (attn_prepare).
   __shared__ __align__(16) T fresh[(kMaxGroup + 4) * kMaxHd];
   T* xs = reinterpret_cast<T*>(smem);
-  T* nws = xs + N * p.max_k;  // the op's norm weights (xs_bytes covers both)
-  __shared__ uint32_t starts[kInflight];
-  __shared__ __align__(8) uint64_t bars[kInflight];
+  __shared__ RingShared ring_sh;
   __shared__ AttnItem item;
   __shared__ GemvSpan spans[kMaxDecodeOps];
   if (threadIdx.x == 0) {
     item = p.heads > 0 ? make_attn_item(p) : AttnItem{};
-    for (int i = 0; i < kInflight; ++i) bar_init(bars + i);
+    ring_sh.hold = 0;
+    for (int i = 0; i < kInflight; ++i) {
+      bar_init(ring_sh.full + i);
+      bar_init(ring_sh.empty + i);
+    }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 #endif
@@ -574,48 +814,49 @@ __global__ void __launch_bounds__(kThreads, 1) decode_kernel(const __grid_consta
   __syncthreads();
   // The rotary angles of each row: the same in every layer.
   if (p.heads > 0)
-    for (int i = threadIdx.x; i < p.rows * p.head_dim / 2; i += kThreads) {
+    for (int i = threadIdx.x; i < p.rows * p.head_dim / 2; i += kBlockThreads) {
       const int n = i / (p.head_dim / 2), j = i % (p.head_dim / 2);
       sincosf(static_cast<float>(p.positions[n]) * p.inv_freq[j], &sc.rot_sn[n][j], &sc.rot_cs[n][j]);
     }
-  // Each block's share of each op, worked out once (the divisions are not cheap).
-  for (int i = threadIdx.x; i < p.num_ops; i += kThreads)
+  // Each block's share of each op, worked out once (divisions are not cheap).
+  for (int i = threadIdx.x; i < p.num_ops; i += kBlockThreads)
     spans[i] = p.ops[i].kind == kOpAttention ? GemvSpan{0, 0, 0, item.loads} : gemv_span(p.ops[i]);
   __syncthreads();
-  Ring ring{reinterpret_cast<unsigned char*>(smem) + xs_bytes, ring_bytes, 0, 0, 0, 0, 0, 0, starts, bars, &item, spans};
-  if (threadIdx.x < 32) fill<T>(p, ring);
-  uint32_t target = 0;
+  unsigned char* ring_base = reinterpret_cast<unsigned char*>(smem) + xs_bytes;
+  unsigned long long* trace = p.trace ? p.trace + int64_t{blockIdx.x} * kTraceStamps : nullptr;
+  if (threadIdx.x >= kThreads) return produce<T>(p, ring_sh, ring_base, ring_bytes, spans, item, trace);
+
+  Ring ring{ring_base, ring_bytes, 0, &ring_sh, &item, spans, trace, 0, nullptr};
+  uint32_t passes = 0;
   for (int i = 0; i < p.num_ops; ++i) {
-    // What the op reads that no op writes (norm weights) comes in while
-    // the block waits at the barrier.
-    {
-      const DecodeOp& op = p.ops[i];
-      if (op.kind == kOpAttention) {
-        for (int j = threadIdx.x; j < 2 * p.head_dim; j += kThreads) {
-          const void* src = j < p.head_dim ? op.nw : op.w;
-          if (src) sc.head_norm[j / p.head_dim][j % p.head_dim] = static_cast<const unsigned short*>(src)[j % p.head_dim];
-        }
-      } else if (op.kind != kOpGemvAdd && ring.spans[i].loads > 0) {
-        for (int j = threadIdx.x; j < op.k / 8; j += kThreads)
-          reinterpret_cast<uint4*>(nws)[j] = reinterpret_cast<const uint4*>(op.nw)[j];
-      }
+    if (i > 0) grid_barrier(p.barrier, passes, trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr);
+    trace_stamp(p, i, 0);
+    ring.op_stamps = trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr;
+    switch (p.ops[i].kind) {
+      case kOpGemvNorm:
+        gemv_op<T, N, kNorm>(p, i, ring, xs, sc);
+        break;
+      case kOpGemvNormSwiglu:
+        gemv_op<T, N, kNormSwiglu>(p, i, ring, xs, sc);
+        break;
+      case kOpGemvAdd:
+        gemv_op<T, N, kAdd>(p, i, ring, xs, sc);
+        break;
+      default:
+        attention_op<T>(p, i, ring, sc, fresh);
+        break;
     }
-    if (i > 0) grid_barrier(p.barrier, target);
-    const DecodeOp& op = p.ops[i];
-    switch (op.kind) {
-      case kOpGemvNorm: gemv_op<T, N, kNorm>(p, i, ring, xs, nws, sc); break;
-      case kOpGemvNormSwiglu: gemv_op<T, N, kNormSwiglu>(p, i, ring, xs, nws, sc); break;
-      case kOpGemvAdd: gemv_op<T, N, kAdd>(p, i, ring, xs, nws, sc); break;
-      default: attention_op<T>(p, op, ring, sc, fresh); break;
-    }
-    __syncthreads();  // the next op's prologue overwrites what this one read
+    trace_stamp(p, i, 2);
+    if (trace && threadIdx.x == 0) trace[int64_t{i} * gridDim.x * kTraceStamps + 6] = ring.waited;
+    ring.waited = 0;
   }
   // The barrier words go back to zero once every block has passed the last
   // barrier (none is still reading them).
-  __syncthreads();
-  if (threadIdx.x == 0 && atomicAdd(p.barrier + 1, 1u) == gridDim.x - 1) {
-    p.barrier[0] = 0;
-    p.barrier[1] = 0;
+  csync();
+  uint32_t* exits = p.barrier + kBarrierLines * 32;
+  if (threadIdx.x == 0 && atomicAdd(exits, 1u) == gridDim.x - 1) {
+    for (int j = 0; j < kBarrierLines; ++j) p.barrier[j * 32] = 0;
+    *exits = 0;
     __threadfence();
   }
 }
@@ -633,11 +874,11 @@ void launch(const DecodeProgram& p, int blocks, cudaStream_t s) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     return bytes;
   }();
-  const uint32_t xs_bytes = (static_cast<uint32_t>((N + 1) * p.max_k * 2) + 15) / 16 * 16;
+  const uint32_t xs_bytes = static_cast<uint32_t>(N * padded(p.max_k) * 2);
   const uint32_t ring_bytes = (static_cast<uint32_t>(dynamic) - xs_bytes) / 16 * 16;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(blocks);
-  cfg.blockDim = dim3(kThreads);
+  cfg.blockDim = dim3(kBlockThreads);
   cfg.dynamicSmemBytes = static_cast<size_t>(dynamic);
   cfg.stream = s;
   // Every block waits for all the others at the barriers: they must all be
@@ -667,7 +908,8 @@ bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_
 bool decode_gemv_fits(Ty t, int rows, int m, int k, bool dual, const void* x, const void* w, const void* nw) {
   if (t == Ty::F32 || rows < 1 || rows > kMaxDecodeRows || m < 1 || k < 8 || k % 8 != 0) return false;
   if (int64_t{k} * 2 * (dual ? 2 : 1) > kDecodeGroupBytes) return false;
-  if (int64_t{rows_bucket(rows) + 1} * k * 2 > kXsBudget) return false;  // input rows and norm weights
+  if (k % 32 != 0) return false;                                             // the tensor cores take k in chunks of 32
+  if (int64_t{rows_bucket(rows)} * padded(k) * 2 > kXsBudget) return false;  // staged input rows
   return aligned16(x) && aligned16(w) && aligned16(nw);
 }
 

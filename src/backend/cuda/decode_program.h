@@ -39,6 +39,18 @@ struct DecodeOp {
 constexpr int kMaxDecodeOps = 160;   // 32 layers of five ops; a longer list is run in parts
 constexpr int kMaxDecodeRows = 8;    // batch rows one program serves
 constexpr int kDecodeGroupBytes = 64 << 10;  // weight bytes one block streams per step of an op
+// Per (op, block): global ns at the op's start (barrier passed), input
+// staged, op done; the same three in SM clock cycles; cycles spent waiting
+// for the op's loads; global ns when its first load was issued; global ns
+// when the block arrived at the barrier before the op, and when it saw
+// the others arrive; then SM clocks at finer points inside the op
+// (decode_kernel.cu, fine_stamp).
+constexpr int kTraceStamps = 16;
+// The grid barrier's arrivals are spread over kBarrierLines counters, each
+// in its own 128-byte line (132 blocks adding to one word queue behind
+// each other); the exit counter follows them.
+constexpr int kBarrierLines = 16;
+constexpr int kBarrierWords = (kBarrierLines + 1) * 32;
 
 // Everything but the ops is shared by all attention ops of a step.
 struct alignas(16) DecodeProgram {
@@ -47,6 +59,8 @@ struct alignas(16) DecodeProgram {
   int32_t page_size;
   float scale;
   int32_t max_k;           // widest GEMV input (sizes the input staging)
+  uint32_t inflight_bytes;  // ring bytes a block may have on their way at once
+  int32_t hold;             // the producer pauses between an op's last load and the next op's staging
   const int32_t* positions;  // [rows]
   const int32_t* slots;      // [rows]
   const int32_t* row_seq;    // [rows]
@@ -55,7 +69,10 @@ struct alignas(16) DecodeProgram {
   const float* inv_freq;     // [head_dim / 2]
   float* partial;            // rows * heads * splits * (head_dim + 2)
   int32_t* counters;         // rows * kv_heads, zero between ops
-  uint32_t* barrier;         // two zeroed words: arrivals, exits
+  uint32_t* barrier;         // kBarrierWords zeroed words: arrival counters, then the exit counter
+  // Null, or [num_ops][blocks][kTraceStamps] timestamps of each block's
+  // phases (NATIVELM_DECODE_TRACE, for finding where a step's time goes).
+  unsigned long long* trace;
   DecodeOp ops[kMaxDecodeOps];
 };
 

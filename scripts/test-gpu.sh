@@ -49,6 +49,9 @@ check "CUDA models, decode kernel at every batch size" env NATIVELM_DECODE_KERNE
 memcheck=(compute-sanitizer --tool memcheck --error-exitcode 99)
 check "memcheck: generate" "${memcheck[@]}" "$bin/nativelm" generate --device cuda --model-path "$stories" \
   --prompt "Once upon a time" --max-new-tokens 24
+check "memcheck: sampled generate with penalties (logit edits on the GPU)" "${memcheck[@]}" "$bin/nativelm" generate \
+  --device cuda --model-path "$stories" --prompt "Once upon a time" --max-new-tokens 24 --temperature 0.8 --seed 1 \
+  --repetition-penalty 1.2 --frequency-penalty 0.5 --presence-penalty 0.3
 check "memcheck: batched decode (graphs)" "${memcheck[@]}" "$bin/nativelm" bench_one_batch --device cuda \
   --model-path "$stories" --batch-size 5 --input-len 40 --output-len 12
 check "memcheck: decode kernel" "${memcheck[@]}" "$tests/test_backend" --gtest_filter='*DecodeProgram*/bfloat16' \

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <functional>
 #include <fstream>
+#include <limits>
 
 namespace nativelm {
 
@@ -47,6 +48,16 @@ Tensor Backend::upload_stacked(std::span<const Tensor> parts) {
 void Backend::argmax(const Tensor& logits, std::span<int32_t> out) {
   const std::vector<TokenPick> greedy(out.size());  // temperature 0: the argmax
   sample(logits, greedy, out);
+}
+
+void apply_logit_edits(std::span<float> logits, std::span<const LogitEdit> edits) {
+  for (const LogitEdit& e : edits) {
+    if (e.token < 0 || static_cast<size_t>(e.token) >= logits.size()) continue;
+    float v = logits[e.token] + e.bias;
+    if (e.mask) v = -std::numeric_limits<float>::infinity();
+    if (e.repetition != 1.0f) v = v > 0 ? v / e.repetition : v * e.repetition;
+    logits[e.token] = v - e.subtract;
+  }
 }
 
 int32_t pick_token(std::span<const float> row, const TokenPick& p) {
@@ -111,8 +122,11 @@ void Backend::sample(const Tensor& logits, std::span<const TokenPick> rows, std:
   const int64_t vocab = logits.dim(1);
   std::vector<float> host(static_cast<size_t>(logits.numel()));
   copy_to_host(logits, host.data());
-  for (size_t i = 0; i < out.size(); ++i)
-    out[i] = pick_token(std::span<const float>(host.data() + i * vocab, static_cast<size_t>(vocab)), rows[i]);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::span<float> row(host.data() + i * vocab, static_cast<size_t>(vocab));
+    apply_logit_edits(row, rows[i].edits);
+    out[i] = pick_token(row, rows[i]);
+  }
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {

@@ -56,6 +56,21 @@ struct QkvLayout {
   int64_t width() const { return (heads + 2 * kv_heads) * head_dim; }
 };
 
+// A change to one logit before a pick, in the host sampler's order: + bias;
+// -inf if masked (a stop token before min_new_tokens); HF's repetition
+// penalty (a positive logit divided by `repetition`, any other multiplied;
+// 1: none); - subtract (OpenAI's frequency and presence penalties).
+struct LogitEdit {
+  int32_t token = 0;
+  float bias = 0.0f;
+  float repetition = 1.0f;
+  float subtract = 0.0f;
+  bool mask = false;
+};
+// Applies edits (at most one per token) to one row of logits on the host:
+// the reference for every backend. Tokens outside the row are ignored.
+void apply_logit_edits(std::span<float> logits, std::span<const LogitEdit> edits);
+
 // How to pick one row's next token from its logits: softmax(logits /
 // temperature) cut to the top_k most likely (0: all), then to the smallest
 // most-likely set holding top_p of that mass, then to tokens of at least
@@ -68,6 +83,7 @@ struct TokenPick {
   float top_p = 1.0f;
   float min_p = 0.0f;
   float uniform = 0.0f;
+  std::vector<LogitEdit> edits;  // applied to the row first (sample() may do so in place)
 };
 // That pick from one row of logits on the host: the reference every
 // backend's sample() follows, and the host sampler's last step, so a seed

@@ -28,9 +28,43 @@ bool Continuation::device_pickable() const {
          static_cast<int32_t>(output().size()) >= p.min_new_tokens;
 }
 
-TokenPick Continuation::next_pick() {
-  if (params_.greedy()) return TokenPick{};
-  return TokenPick{params_.temperature, params_.top_k, params_.top_p, params_.min_p, sampler_.uniform()};
+TokenPick Continuation::next_pick(const std::map<int32_t, float>& bias) {
+  TokenPick pick;
+  if (!params_.greedy())
+    pick = TokenPick{params_.temperature, params_.top_k, params_.top_p, params_.min_p, sampler_.uniform(), {}};
+  const bool mask = static_cast<int32_t>(output().size()) < params_.min_new_tokens;
+  const bool repeat = params_.repetition_penalty != 1.0f;
+  const bool count = params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;
+  // One edit per token touched, each holding all the host path would do to
+  // it; sorted vectors, not maps (the context may be long, every step).
+  std::vector<int32_t> tokens;
+  for (const auto& kv : bias) tokens.push_back(kv.first);
+  if (mask) tokens.insert(tokens.end(), stop_ids_.begin(), stop_ids_.end());
+  if (repeat) tokens.insert(tokens.end(), context_.begin(), context_.end());
+  std::vector<int32_t> out;
+  if (count) out.assign(output().begin(), output().end());
+  std::sort(out.begin(), out.end());
+  tokens.insert(tokens.end(), out.begin(), out.end());
+  std::sort(tokens.begin(), tokens.end());
+  tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+  std::vector<LogitEdit>& edits = pick.edits;
+  edits.resize(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) edits[i].token = tokens[i];
+  const auto at = [&](int32_t token) -> LogitEdit& {
+    return edits[std::lower_bound(tokens.begin(), tokens.end(), token) - tokens.begin()];
+  };
+  for (auto [token, b] : bias) at(token).bias = b;
+  if (mask)
+    for (int32_t id : stop_ids_) at(id).mask = true;
+  if (repeat)
+    for (int32_t t : context_) at(t).repetition = params_.repetition_penalty;
+  for (size_t i = 0; i < out.size();) {
+    size_t j = i;
+    while (j < out.size() && out[j] == out[i]) ++j;
+    at(out[i]).subtract = params_.frequency_penalty * static_cast<int>(j - i) + params_.presence_penalty;
+    i = j;
+  }
+  return pick;
 }
 
 Continuation::Step Continuation::accept(int32_t token) {

@@ -2,6 +2,7 @@
 // One request's decoding state, shared by generate() and the Scheduler: the
 // tokens so far, the sampler, the streaming detokenizer and the stop rules.
 // It picks each next token and decides when and why generation ends.
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -29,13 +30,16 @@ class Continuation {
   // True when the next token is simply the argmax of the model's logits (greedy,
   // no penalties, no stop tokens masked now): it can be picked on the device.
   bool plain_greedy() const;
-  // True when the next token depends on the model's logits and the sampling
-  // parameters alone (no penalties, no stop tokens masked now), so that a
-  // backend can pick it where the logits are (Backend::sample).
+  // True when the next pick does not depend on the tokens so far (no
+  // penalties, no stop tokens masked now): it can be queued before the
+  // previous step's token is known (the overlap scheduler).
   bool device_pickable() const;
-  // The parameters for that pick; draws from this request's generator when
-  // it samples.
-  TokenPick next_pick();
+  // The next pick, for a backend to make where the logits are
+  // (Backend::sample): the sampling parameters and, as logit edits, `bias`
+  // (OpenAI's logit_bias), the stop tokens masked before min_new_tokens and
+  // the penalties, which the host sampler would apply. Draws from this
+  // request's generator when it samples.
+  TokenPick next_pick(const std::map<int32_t, float>& bias = {});
   int32_t sample(std::span<float> logits) { return sampler_.sample(logits, prompt(), output()); }
 
   struct Step {

@@ -39,7 +39,7 @@ GenerationOutput generate(LoadedModel& m, ModelRunner& runner, std::span<const i
       runner.step_greedy(seqs, step_tokens, next);
       return next[0];
     }
-    if (cont.device_pickable() && runner.model().backend().samples_on_device()) {
+    if (runner.model().backend().samples_on_device()) {
       const TokenPick pick[] = {cont.next_pick()};
       runner.step_sample(seqs, step_tokens, pick, next);
       return next[0];

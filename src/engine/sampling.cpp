@@ -102,7 +102,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
 
   // The same rule and draw as a pick on the device (Backend::sample).
   const float u = uniform();
-  return pick_token(logits, TokenPick{params_.temperature, params_.top_k, params_.top_p, params_.min_p, u});
+  return pick_token(logits, TokenPick{params_.temperature, params_.top_k, params_.top_p, params_.min_p, u, {}});
 }
 
 }  // namespace nativelm

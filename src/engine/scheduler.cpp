@@ -268,9 +268,9 @@ bool Scheduler::plain_greedy(const Running& r) const {
   return r.cont.plain_greedy() && r.input.logit_bias.empty() && r.input.logprobs < 0;
 }
 
-bool Scheduler::device_pickable(const Running& r) const {
-  return r.cont.device_pickable() && r.input.logit_bias.empty() && r.input.logprobs < 0;
-}
+// Logprobs need the whole row on the host; everything else (bias, masks,
+// penalties) travels with the pick as logit edits.
+bool Scheduler::device_pickable(const Running& r) const { return r.input.logprobs < 0; }
 
 void Scheduler::handle_logits(Running& r, std::span<float> logits) {
   const int32_t vocab = static_cast<int32_t>(logits.size());
@@ -319,7 +319,7 @@ void Scheduler::handle_token(Running& r, TokenOutput out) {
 bool Scheduler::all_device_picked() const {
   const bool on_device = model_.backend->samples_on_device();
   for (const auto& r : running_)
-    if (!r->done && !plain_greedy(*r) && !(on_device && device_pickable(*r))) return false;
+    if (!r->done && !plain_greedy(*r) && !(on_device && device_pickable(*r) && r->cont.device_pickable())) return false;
   return true;
 }
 
@@ -431,8 +431,8 @@ void Scheduler::run_step() {
     for (auto& r : b.reqs) kvs.push_back(&r->kv);
     // When every request that samples now is plain greedy, only the chosen
     // tokens come back from the device, not [batch, vocab] logits. On a
-    // backend that samples where the logits are, requests without
-    // penalties, bias or logprobs are picked there too.
+    // backend that samples where the logits are, requests without logprobs
+    // are picked there too (bias, masks and penalties as logit edits).
     bool greedy = true, on_device = model_.backend->samples_on_device();
     for (size_t i = 0; i < b.reqs.size(); ++i) {
       if (!b.samples[i]) continue;
@@ -443,7 +443,7 @@ void Scheduler::run_step() {
     if (!greedy && on_device) {
       picks.resize(b.reqs.size());
       for (size_t i = 0; i < b.reqs.size(); ++i)
-        if (b.samples[i]) picks[i] = b.reqs[i]->cont.next_pick();
+        if (b.samples[i]) picks[i] = b.reqs[i]->cont.next_pick(b.reqs[i]->input.logit_bias);
     }
     std::vector<float> logits;
     std::vector<int32_t> next;

@@ -165,12 +165,12 @@ TEST(TokenPick, DrawsFollowTheCutDistribution) {
     return p;
   };
   const std::vector<Case> cases = {
-      {{1.0f, 0, 1.0f, 0.0f, 0}, softmax(1.0f, {0, 1, 2, 3, 4, 5})},
-      {{0.5f, 2, 1.0f, 0.0f, 0}, softmax(0.5f, {5, 0})},
+      {{1.0f, 0, 1.0f, 0.0f, 0, {}}, softmax(1.0f, {0, 1, 2, 3, 4, 5})},
+      {{0.5f, 2, 1.0f, 0.0f, 0, {}}, softmax(0.5f, {5, 0})},
       // Probabilities at T=1: 3.0 -> 0.61, 2.0 -> 0.22, 1.0 -> 0.08: top_p 0.8 keeps the first two.
-      {{1.0f, 0, 0.8f, 0.0f, 0}, softmax(1.0f, {5, 0})},
+      {{1.0f, 0, 0.8f, 0.0f, 0, {}}, softmax(1.0f, {5, 0})},
       // min_p 0.2 keeps tokens with at least 0.2 * e^3 mass: logits >= 3 + ln 0.2 = 1.39.
-      {{1.0f, 0, 1.0f, 0.2f, 0}, softmax(1.0f, {5, 0})},
+      {{1.0f, 0, 1.0f, 0.2f, 0, {}}, softmax(1.0f, {5, 0})},
   };
   const int64_t rows = 2000, vocab = static_cast<int64_t>(logits.size());
   std::vector<float> all;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -480,9 +481,9 @@ TEST(CudaSampling, DrawsFollowTheCutDistribution) {
   Tensor host(logits.data(), DType::F32, {rows, vocab});
   Tensor dev = gpu.alloc(DType::F32, {rows, vocab});
   gpu.copy_from_host(logits.data(), dev);
-  const std::vector<TokenPick> configs = {{1.0f, 0, 1.0f, 0.0f, 0},   {0.7f, 10, 1.0f, 0.0f, 0},
-                                          {1.0f, 0, 0.8f, 0.0f, 0},   {1.3f, 0, 1.0f, 0.1f, 0},
-                                          {0.8f, 20, 0.9f, 0.05f, 0}, {0.0f, 0, 1.0f, 0.0f, 0}};
+  const std::vector<TokenPick> configs = {{1.0f, 0, 1.0f, 0.0f, 0, {}},   {0.7f, 10, 1.0f, 0.0f, 0, {}},
+                                          {1.0f, 0, 0.8f, 0.0f, 0, {}},   {1.3f, 0, 1.0f, 0.1f, 0, {}},
+                                          {0.8f, 20, 0.9f, 0.05f, 0, {}}, {0.0f, 0, 1.0f, 0.0f, 0, {}}};
   for (const TokenPick& c : configs) {
     std::vector<TokenPick> picks(rows, c);
     for (int64_t r = 0; r < rows; ++r) picks[r].uniform = (static_cast<float>(r) + 0.5f) / rows;
@@ -503,6 +504,66 @@ TEST(CudaSampling, DrawsFollowTheCutDistribution) {
     }
   }
   gpu.free(dev);
+}
+
+// Logit edits (bias, masks, penalties) are applied on the device before the
+// pick, to the same bits as apply_logit_edits on the host; a greedy pick
+// then takes the edited argmax, also over two outstanding picks whose edit
+// buffers grow in between.
+TEST(CudaSampling, LogitEditsMatchTheHost) {
+  const std::string why = cuda::unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "no usable GPU: " << why;
+  CudaBackend gpu{BackendOptions{}};
+  const int64_t vocab = 3000, rows = 5;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  std::vector<float> logits(rows * vocab);
+  for (float& v : logits) v = normal(rng);
+  std::vector<TokenPick> picks(rows);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab) - 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::map<int32_t, LogitEdit> edits;  // one per token, as callers make them
+    for (int i = 0; i < 40 * static_cast<int>(r); ++i) {
+      LogitEdit& e = edits[token(rng)];
+      e.bias = i % 5 == 0 ? 0.7f * static_cast<float>(i % 3) : 0.0f;
+      e.mask = i % 17 == 3;
+      e.repetition = i % 2 ? 1.3f : 0.7f;
+      e.subtract = i % 3 ? 0.4f * static_cast<float>(i % 4) + 0.25f : 0.0f;
+    }
+    if (r == 2) edits[static_cast<int32_t>(vocab) + 5].bias = 100.0f;  // outside the row: skipped
+    for (auto& [t, e] : edits) {
+      e.token = t;
+      picks[r].edits.push_back(e);
+    }
+  }
+  std::vector<float> want = logits;
+  for (int64_t r = 0; r < rows; ++r)
+    apply_logit_edits(std::span<float>(want.data() + r * vocab, static_cast<size_t>(vocab)), picks[r].edits);
+  for (int round = 0; round < 2; ++round) {
+    Tensor a = gpu.alloc(DType::F32, {rows, vocab}), b = gpu.alloc(DType::F32, {rows, vocab});
+    gpu.copy_from_host(logits.data(), a);
+    gpu.copy_from_host(logits.data(), b);
+    // Two picks outstanding; the second has more edits, so the buffers grow.
+    std::vector<TokenPick> first(picks.begin(), picks.begin() + 2), second = picks;
+    first.resize(rows);
+    gpu.start_pick(a, first);
+    gpu.start_pick(b, second);
+    std::vector<int32_t> got_a, got_b;
+    gpu.collect_picks(got_a);
+    gpu.collect_picks(got_b);
+    std::vector<float> edited(rows * vocab);
+    gpu.copy_to_host(b, edited.data());
+    for (int64_t i = 0; i < rows * vocab; ++i)
+      ASSERT_EQ(edited[i], want[i]) << "row " << i / vocab << ", token " << i % vocab;
+    for (int64_t r = 0; r < rows; ++r) {
+      const std::span<const float> row(want.data() + r * vocab, static_cast<size_t>(vocab));
+      EXPECT_EQ(got_b[r], pick_token(row, picks[r])) << "row " << r;
+      const float* a_row = (r < 2 ? want.data() : logits.data()) + r * vocab;  // the first pick edits rows 0-1
+      EXPECT_EQ(got_a[r], pick_token(std::span<const float>(a_row, static_cast<size_t>(vocab)), TokenPick{})) << r;
+    }
+    gpu.free(a);
+    gpu.free(b);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, testing::Values(DType::F32, DType::BF16, DType::F16),

@@ -231,8 +231,8 @@ TEST(CudaModelRunner, FedStepsMatchWaitedSteps) {
 }
 
 // Continuous batching on the GPU: chunked prefill beside decodes, requests
-// joining and leaving, greedy, sampled on the device and penalised (host)
-// requests mixed; each gets exactly what it gets alone, with the overlap
+// joining and leaving, greedy, sampled and penalised requests (all picked
+// on the device, penalties as logit edits) mixed; each gets exactly what it gets alone, with the overlap
 // scheduler off and on.
 class CudaScheduler : public ::testing::TestWithParam<SchedulerOptions::Overlap> {};
 
@@ -250,7 +250,7 @@ TEST_P(CudaScheduler, ConcurrentRequestsMatchSingleRuns) {
       params[i].top_p = 0.9f;
       params[i].seed = 7 + i;
     }
-    if (i == 3) {  // needs its logits on the host
+    if (i == 3) {  // penalised: its picks carry logit edits
       params[i].temperature = 0.9f;
       params[i].seed = 11;
       params[i].frequency_penalty = 0.4f;

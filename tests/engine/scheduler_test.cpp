@@ -7,8 +7,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
+#include <map>
+#include <random>
 
+#include "engine/continuation.h"
 #include "engine/generator.h"
 #include "util/error.h"
 
@@ -199,7 +203,7 @@ TEST_P(SchedulerTest, ShutdownAbortsRunningRequests) {
 }
 
 TEST_P(SchedulerTest, GreedyAndHostSampledRequestsMix) {
-  // Penalised requests need their logits on the host: while one runs, the
+  // Penalised requests depend on the tokens so far: while one runs, the
   // scheduler leaves overlap and comes back to it when it ends.
   std::vector<SamplingParams> params(kPrompts.size());
   for (size_t i = 0; i < params.size(); ++i) {
@@ -239,6 +243,49 @@ INSTANTIATE_TEST_SUITE_P(Overlap, SchedulerTest,
                          [](const auto& info) {
                            return info.param == SchedulerOptions::Overlap::kOn ? "On" : "Off";
                          });
+
+// A pick made where the logits are carries bias, early-stop masks and
+// penalties as logit edits: applied to a row they must give the same bits,
+// and with the same seed the same token, as the host path (Scheduler::
+// handle_logits: bias, mask, then the sampler's penalties and draw).
+TEST(PickEdits, EqualTheHostPath) {
+  const auto m = LoadedModel::load(kStories, {});
+  const int32_t vocab = static_cast<int32_t>(m->config.vocab_size);
+  const std::vector<int32_t> prompt = m->tokenizer->encode("Once upon a time there was a cat. The cat", true);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (int variant = 0; variant < 4; ++variant) {
+    SamplingParams p;
+    p.temperature = variant % 2 == 0 ? 0.0f : 0.9f;
+    p.seed = 5 + variant;
+    p.repetition_penalty = variant < 2 ? 1.3f : 0.8f;
+    p.frequency_penalty = variant == 3 ? 0.0f : 0.4f;
+    p.presence_penalty = variant == 1 ? 0.0f : -0.3f;
+    p.min_new_tokens = 6;
+    p.max_new_tokens = 20;
+    const std::map<int32_t, float> bias = {{prompt[1], 2.5f}, {7, -1.0f}, {vocab - 1, 4.0f}, {vocab + 3, 9.0f}};
+    Continuation host(p, *m->tokenizer, prompt, m->eos_token_ids(), true);
+    Continuation device(p, *m->tokenizer, prompt, m->eos_token_ids(), true);
+    for (int step = 0; step < 10; ++step) {
+      std::vector<float> a(static_cast<size_t>(vocab));
+      for (float& v : a) v = normal(rng);
+      std::vector<float> b = a;
+      for (auto [token, add] : bias)
+        if (token < vocab) a[token] += add;
+      host.mask_early_stop(a);
+      const int32_t want = host.sample(a);
+      const TokenPick pick = device.next_pick(bias);
+      apply_logit_edits(b, pick.edits);
+      const int32_t got = pick_token(b, pick);
+      ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
+          << "variant " << variant << ", step " << step;
+      ASSERT_EQ(got, want) << "variant " << variant << ", step " << step;
+      // A token the model may not stop on yet keeps generation going in both.
+      const int32_t next = step < 6 ? 40 + step % 3 : want;
+      if (host.accept(next).finished || device.accept(next).finished) break;
+    }
+  }
+}
 
 }  // namespace
 }  // namespace nativelm

@@ -97,6 +97,8 @@ CudaBackend::~CudaBackend() {
   if (argmax_scratch_) cudaFree(argmax_scratch_);
   if (picks_device_) cudaFree(picks_device_);
   if (picks_host_) cudaFreeHost(picks_host_);
+  if (edits_device_) cudaFree(edits_device_);
+  if (edits_host_) cudaFreeHost(edits_host_);
   if (ids_host_) cudaFreeHost(ids_host_);
   for (auto& e : upload_done_) cudaEventDestroy(e);
   if (upload_host_) cudaFreeHost(upload_host_);

@@ -160,6 +160,11 @@ class CudaBackend final : public Backend {
   int32_t* ids_host_ = nullptr;
   cuda::SampleRow* picks_host_ = nullptr;
   void ensure_id_buffers(size_t rows);
+  // The picks' logit edits: device, and pinned in two slots as picks_host_.
+  cuda::EditRow* edits_device_ = nullptr;
+  cuda::EditRow* edits_host_ = nullptr;
+  size_t edits_capacity_ = 0;  // per slot
+  void ensure_edit_buffers(size_t edits);
 
   // --- decode fusion (decode_fusion.cpp) ---
   // In a decode step of at most kMaxDecodeRows rows, the layer ops that the

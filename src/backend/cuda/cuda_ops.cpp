@@ -280,8 +280,6 @@ void CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bia
   }
 }
 
-static_assert(sizeof(TokenPick) == sizeof(cuda::SampleRow), "TokenPick and SampleRow share a layout");
-
 void CudaBackend::ensure_id_buffers(size_t rows) {
   if (rows <= ids_capacity_) return;
   if (capturing_) fail("CUDA backend: id buffers outgrew their size during graph capture");
@@ -305,17 +303,32 @@ void CudaBackend::ensure_id_buffers(size_t rows) {
   check_cuda(cudaMallocHost(&picks_host_, 2 * ids_capacity_ * sizeof(cuda::SampleRow)), "pinned sampling parameters");
 }
 
+void CudaBackend::ensure_edit_buffers(size_t edits) {
+  if (edits <= edits_capacity_) return;
+  if (capturing_) fail("CUDA backend: logit edit buffers outgrew their size during graph capture");
+  check_cuda(cudaStreamSynchronize(stream_), "logit edit buffers");  // earlier copies from the pinned slots are done
+  if (edits_device_) cudaFree(edits_device_);
+  if (edits_host_) cudaFreeHost(edits_host_);
+  edits_capacity_ = std::max<size_t>(edits, 2 * edits_capacity_);
+  edits_device_ = static_cast<cuda::EditRow*>(device_alloc(edits_capacity_ * sizeof(cuda::EditRow), "logit edits"));
+  check_cuda(cudaMallocHost(&edits_host_, 2 * edits_capacity_ * sizeof(cuda::EditRow)), "pinned logit edits");
+}
+
 void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> picks) {
   flush_decode();
   const size_t n = logits.ndim == 2 ? static_cast<size_t>(logits.dim(0)) : 0;
   if (logits.ndim != 2 || logits.dtype != DType::F32 || (!picks.empty() && picks.size() != n))
     fail("start_pick: logits must be f32 [rows, vocab] with no TokenPick or one per row");
-  for (const TokenPick& p : picks)
+  size_t edits = 0;
+  for (const TokenPick& p : picks) {
     if (!(p.uniform >= 0.0f && p.uniform < 1.0f) || !(p.temperature >= 0.0f) || !(p.top_p > 0.0f && p.top_p <= 1.0f))
       fail("sample: a TokenPick is out of range (temperature {}, top_p {}, uniform {})", p.temperature, p.top_p,
            p.uniform);
+    edits += p.edits.size();
+  }
   if (outstanding_.size() >= 2) fail("start_pick: two picks are already outstanding");
   ensure_id_buffers(n);
+  ensure_edit_buffers(edits);
   // Slots alternate; the one taken now served the pick before the
   // outstanding one, which was collected (its copies are done).
   const int slot = pick_slot_;
@@ -324,8 +337,22 @@ void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> pi
     cuda::argmax(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), ids_device_, argmax_scratch_, stream_);
   } else {
     cuda::SampleRow* rows = picks_host_ + slot * ids_capacity_;
-    std::memcpy(rows, picks.data(), picks.size_bytes());
-    check_cuda(cudaMemcpyAsync(picks_device_, rows, picks.size_bytes(), cudaMemcpyHostToDevice, stream_), "sample");
+    cuda::EditRow* e = edits_host_ + slot * edits_capacity_;
+    for (size_t i = 0; i < n; ++i) {
+      const TokenPick& p = picks[i];
+      rows[i] = cuda::SampleRow{p.temperature, p.top_k, p.top_p, p.min_p, p.uniform};
+      for (const LogitEdit& x : p.edits)
+        *e++ = cuda::EditRow{static_cast<int32_t>(i), x.token, x.bias, x.repetition, x.subtract, x.mask ? 1 : 0};
+    }
+    check_cuda(cudaMemcpyAsync(picks_device_, rows, n * sizeof(cuda::SampleRow), cudaMemcpyHostToDevice, stream_),
+               "sample");
+    if (edits > 0) {
+      check_cuda(cudaMemcpyAsync(edits_device_, edits_host_ + slot * edits_capacity_, edits * sizeof(cuda::EditRow),
+                                 cudaMemcpyHostToDevice, stream_),
+                 "logit edits");
+      // The rows are the step's own logits, read by nothing after the pick.
+      cuda::edit_logits(static_cast<float*>(logits.data), as_int(logits.dim(1)), edits_device_, as_int(edits), stream_);
+    }
     cuda::sample(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), picks_device_, ids_device_, stream_);
   }
   check_cuda(cudaMemcpyAsync(ids_host_ + slot * ids_capacity_, ids_device_, n * 4, cudaMemcpyDeviceToHost, stream_),

@@ -106,12 +106,21 @@ void gemv_add(Ty t, const void* x, const void* w, const void* bias, int n, int m
 // residual += x, n elements.
 void add(Ty t, void* residual, const void* x, int64_t n, cudaStream_t s);
 
-// One row's sampling parameters (the layout of nativelm::TokenPick).
+// One row's sampling parameters (those of nativelm::TokenPick).
 struct SampleRow {
   float temperature;
   int32_t top_k;
   float top_p, min_p, uniform;
 };
+// One nativelm::LogitEdit of row `row`.
+struct EditRow {
+  int32_t row, token;
+  float bias, repetition, subtract;
+  int32_t mask;
+};
+// Applies n edits to logits [rows, vocab] in place (at most one per (row,
+// token); tokens outside [0, vocab) are skipped), as apply_logit_edits.
+void edit_logits(float* logits, int vocab, const EditRow* edits, int n, cudaStream_t s);
 // out[i] = the token picks[i] draws from logits[i, :] (see TokenPick).
 void sample(const float* logits, int rows, int vocab, const SampleRow* picks, int32_t* out, cudaStream_t s);
 

@@ -138,7 +138,26 @@ __global__ void sample_kernel(const float* logits, int vocab, const SampleRow* r
   }
 }
 
+__global__ void edit_kernel(float* logits, int vocab, const EditRow* edits, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const EditRow e = edits[i];
+  if (e.token < 0 || e.token >= vocab) return;
+  float* at = logits + static_cast<int64_t>(e.row) * vocab + e.token;
+  // The host's operations in the host's order (IEEE division, no fused
+  // multiply-add), so both give the same bits.
+  float v = __fadd_rn(*at, e.bias);
+  if (e.mask) v = -INFINITY;
+  if (e.repetition != 1.0f) v = v > 0.0f ? __fdiv_rn(v, e.repetition) : __fmul_rn(v, e.repetition);
+  *at = __fsub_rn(v, e.subtract);
+}
+
 }  // namespace
+
+void edit_logits(float* logits, int vocab, const EditRow* edits, int n, cudaStream_t s) {
+  if (n == 0) return;
+  edit_kernel<<<(n + 255) / 256, 256, 0, s>>>(logits, vocab, edits, n);
+}
 
 void sample(const float* logits, int rows, int vocab, const SampleRow* picks, int32_t* out, cudaStream_t s) {
   if (rows == 0) return;

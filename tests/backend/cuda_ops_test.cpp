@@ -7,14 +7,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <numeric>
 #include <random>
 
 #include "backend/cpu/cpu_backend.h"
-#include "backend/cuda/cuda_backend.h"
 #include "backend/cpu_test_util.h"
+#include "backend/cuda/cuda_backend.h"
 #include "util/error.h"
 
 namespace nativelm {
@@ -503,6 +504,60 @@ TEST(CudaSampling, DrawsFollowTheCutDistribution) {
       }
     }
   }
+  gpu.free(dev);
+}
+
+// At a real vocabulary size (the kernels cut a row into slices, take cut
+// rows' candidates from a histogram, and fall back to bisecting flat rows),
+// each row's pick equals the host's for the same uniform, or lies between
+// the host's picks for uniforms a hair either side (a draw walks the
+// survivors in vocabulary order, so it moves monotonically with the uniform;
+// the device's float sums differ from the host's doubles near a token's
+// edge). Rows of one batch mix distributions and parameters.
+TEST(CudaSampling, FullVocabularyPicksMatchTheHost) {
+  const std::string why = cuda::unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "no usable GPU: " << why;
+  CudaBackend gpu{BackendOptions{}};
+  const int64_t vocab = 151936, rows = 240;
+  std::mt19937 rng(21);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::vector<float>> dists(3, std::vector<float>(vocab));
+  for (float& v : dists[0]) v = normal(rng);  // peaked: a few clear favourites
+  for (int i = 0; i < 30; ++i) dists[0][(i * 7919) % vocab] += 6.0f + 0.15f * static_cast<float>(i);
+  for (float& v : dists[1]) v = 0.5f * normal(rng);  // flat: the cut keeps thousands
+  for (int64_t j = 0; j < vocab; ++j)                // mostly masked
+    dists[2][j] = j % 10 == 3 ? 2.0f * normal(rng) : -std::numeric_limits<float>::infinity();
+  const std::vector<TokenPick> configs = {
+      {0.6f, 20, 0.95f, 0.0f, 0, {}}, {0.6f, 0, 0.9f, 0.0f, 0, {}},  {1.0f, 0, 1.0f, 0.0f, 0, {}},
+      {0.8f, 0, 1.0f, 0.05f, 0, {}},  {0.7f, 50, 1.0f, 0.0f, 0, {}}, {1.0f, 5000, 1.0f, 0.0f, 0, {}},
+      {0.0f, 0, 1.0f, 0.0f, 0, {}},   {1.2f, 0, 0.5f, 0.02f, 0, {}}, {0.9f, 500, 0.8f, 0.0f, 0, {}}};
+  std::vector<float> logits;
+  std::vector<TokenPick> picks(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    logits.insert(logits.end(), dists[r % 3].begin(), dists[r % 3].end());
+    picks[r] = configs[(r / 3) % configs.size()];
+    picks[r].uniform = (static_cast<float>(r / 24) + 0.5f) / 10.0f * 0.98f + 0.01f * static_cast<float>(r % 2);
+  }
+  Tensor dev = gpu.alloc(DType::F32, {rows, vocab});
+  gpu.copy_from_host(logits.data(), dev);
+  std::vector<int32_t> got(rows), again(rows);
+  gpu.sample(dev, picks, got);
+  gpu.sample(dev, picks, again);
+  EXPECT_EQ(got, again) << "the same uniforms drew differently";
+  int near = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::span<const float> row(logits.data() + r * vocab, static_cast<size_t>(vocab));
+    const int32_t want = pick_token(row, picks[r]);
+    if (got[r] == want) continue;
+    TokenPick lo = picks[r], hi = picks[r];
+    lo.uniform = std::max(0.0f, lo.uniform - 1e-5f);
+    hi.uniform = std::min(0.99999f, hi.uniform + 1e-5f);
+    const bool edge = pick_token(row, lo) <= got[r] && got[r] <= pick_token(row, hi);
+    EXPECT_TRUE(edge) << "row " << r << " (distribution " << r % 3 << ", config " << (r / 3) % configs.size()
+                      << "): got " << got[r] << ", the host picks " << want;
+    near += edge;
+  }
+  EXPECT_LE(near, rows / 40) << "too many picks at a token's edge";
   gpu.free(dev);
 }
 

@@ -99,6 +99,7 @@ CudaBackend::~CudaBackend() {
   if (picks_host_) cudaFreeHost(picks_host_);
   if (edits_device_) cudaFree(edits_device_);
   if (edits_host_) cudaFreeHost(edits_host_);
+  if (sample_scratch_) cudaFree(sample_scratch_);
   if (ids_host_) cudaFreeHost(ids_host_);
   for (auto& e : upload_done_) cudaEventDestroy(e);
   if (upload_host_) cudaFreeHost(upload_host_);

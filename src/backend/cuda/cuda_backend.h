@@ -165,6 +165,9 @@ class CudaBackend final : public Backend {
   cuda::EditRow* edits_host_ = nullptr;
   size_t edits_capacity_ = 0;  // per slot
   void ensure_edit_buffers(size_t edits);
+  // The sampling kernels' scratch (sized by the vocabulary, not the rows).
+  void* sample_scratch_ = nullptr;
+  size_t sample_scratch_bytes_ = 0;
 
   // --- decode fusion (decode_fusion.cpp) ---
   // In a decode step of at most kMaxDecodeRows rows, the layer ops that the

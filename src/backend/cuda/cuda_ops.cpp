@@ -353,7 +353,16 @@ void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> pi
       // The rows are the step's own logits, read by nothing after the pick.
       cuda::edit_logits(static_cast<float*>(logits.data), as_int(logits.dim(1)), edits_device_, as_int(edits), stream_);
     }
-    cuda::sample(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), picks_device_, ids_device_, stream_);
+    const size_t scratch = cuda::sample_scratch_bytes(as_int(logits.dim(1)));
+    if (scratch > sample_scratch_bytes_) {
+      // Not part of any recording (picks are never captured), so growing it drops none.
+      check_cuda(cudaStreamSynchronize(stream_), "sampling scratch");
+      if (sample_scratch_) cudaFree(sample_scratch_);
+      sample_scratch_ = device_alloc(scratch, "sampling scratch");
+      sample_scratch_bytes_ = scratch;
+    }
+    cuda::sample(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), picks_device_, ids_device_,
+                 sample_scratch_, stream_);
   }
   check_cuda(cudaMemcpyAsync(ids_host_ + slot * ids_capacity_, ids_device_, n * 4, cudaMemcpyDeviceToHost, stream_),
              "pick");

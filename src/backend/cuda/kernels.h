@@ -121,8 +121,11 @@ struct EditRow {
 // Applies n edits to logits [rows, vocab] in place (at most one per (row,
 // token); tokens outside [0, vocab) are skipped), as apply_logit_edits.
 void edit_logits(float* logits, int vocab, const EditRow* edits, int n, cudaStream_t s);
-// out[i] = the token picks[i] draws from logits[i, :] (see TokenPick).
-void sample(const float* logits, int rows, int vocab, const SampleRow* picks, int32_t* out, cudaStream_t s);
+// out[i] = the token picks[i] draws from logits[i, :] (see TokenPick), with
+// `scratch` of sample_scratch_bytes(vocab) bytes (any number of rows).
+size_t sample_scratch_bytes(int vocab);
+void sample(const float* logits, int rows, int vocab, const SampleRow* picks, int32_t* out, void* scratch,
+            cudaStream_t s);
 
 // out[i] = first index of the maximum of logits[i, :]. scratch holds
 // rows * kArgmaxSlices (value, index) pairs.

@@ -38,6 +38,8 @@ struct BenchOptions {
   double random_range_ratio = 0.0;
   uint64_t seed = 1;
   bool disable_ignore_eos = false, disable_progress = false;
+  std::string extra_request_body;  // JSON object merged into every request
+  json extra = json::object();     // ...parsed
 };
 
 struct BenchRequest {
@@ -146,6 +148,7 @@ BenchResult send_one(const BenchOptions& o, const std::string& model, const Benc
   json body = {{"model", model},         {"prompt", req.prompt}, {"max_tokens", req.output_len},
                {"temperature", 0.0},     {"stream", true},       {"stream_options", {{"include_usage", true}}},
                {"ignore_eos", !o.disable_ignore_eos}};
+  body.update(o.extra);
   httplib::Request http;
   http.method = "POST";
   http.path = "/v1/completions";
@@ -270,7 +273,13 @@ void report(const BenchOptions& o, const std::vector<BenchRequest>& reqs, const 
   fmt::print("{:=^50}\n", "");
 }
 
-void run(const BenchOptions& o) {
+void run(BenchOptions& o) {
+  if (!o.extra_request_body.empty()) {
+    o.extra = json::parse(o.extra_request_body, nullptr, /*allow_exceptions=*/false);
+    if (!o.extra.is_object())
+      fail("--extra-request-body must be a JSON object, e.g. '{{\"temperature\": 0.6}}', got: {}",
+           o.extra_request_body);
+  }
   if (o.tokenizer.empty()) fail("--tokenizer (a model folder or cached repo id) is needed to build and count prompts");
   const Tokenizer tok = Tokenizer::from_file(io::resolve_model_path(o.tokenizer) / "tokenizer.json");
   const auto reqs = o.dataset_name == "sharegpt" || !o.dataset_path.empty() ? sharegpt_requests(o, tok)
@@ -321,6 +330,8 @@ void register_bench_serving(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Seed for prompts and arrivals")->capture_default_str();
   cmd->add_flag("--disable-ignore-eos", o->disable_ignore_eos, "Let requests stop at EOS");
   cmd->add_flag("--disable-tqdm", o->disable_progress, "No progress bar");
+  cmd->add_option("--extra-request-body", o->extra_request_body,
+                  "JSON object merged into every request body (e.g. sampling parameters)");
   cmd->callback([o] { run(*o); });
 }
 

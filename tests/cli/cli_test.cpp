@@ -117,6 +117,15 @@ TEST(Cli, BadFlagsAreRejected) {
   EXPECT_NE(nativelm("no_such_command").status, 0);
 }
 
+TEST(Cli, BenchServingExtraBodyMustBeAJsonObject) {
+  for (const std::string body : {"'{\"temperature\": '", "'[1, 2]'"}) {
+    auto r = nativelm("bench_serving --base-url http://127.0.0.1:9 --tokenizer '" + kStories.string() +
+                      "' --extra-request-body " + body);
+    EXPECT_EQ(r.status, 1) << body;
+    EXPECT_THAT(r.err, HasSubstr("--extra-request-body must be a JSON object")) << body;
+  }
+}
+
 TEST(Cli, DefaultModelIsTheBundledDemo) {
   const auto ref = nlohmann::json::parse(
       std::ifstream(fs::path(NATIVELM_SOURCE_DIR) / "models" / "demo-shakespeare" / "reference.json"));

@@ -98,20 +98,56 @@ int32_t pick_token(std::span<const float> row, const TokenPick& p) {
   return best;
 }
 
-void Backend::start_pick(const Tensor& logits, std::span<const TokenPick> picks) {
-  if (started_picks_.size() >= 2) fail("start_pick: two picks are already outstanding");
-  std::vector<int32_t> out(logits.ndim == 2 ? static_cast<size_t>(logits.dim(0)) : 0);
-  if (picks.empty()) {
-    argmax(logits, out);
-  } else {
-    sample(logits, picks, out);
-  }
-  started_picks_.push_back(std::move(out));
+PickLogprobs token_logprobs(std::span<const float> raw, int32_t token, int32_t top) {
+  PickLogprobs out;
+  const float most = *std::max_element(raw.begin(), raw.end());
+  double sum = 0;
+  for (float v : raw) sum += std::exp(static_cast<double>(v - most));
+  const float log_z = most + static_cast<float>(std::log(sum));
+  out.chosen = raw[static_cast<size_t>(token)] - log_z;
+  std::vector<int32_t> idx(raw.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int32_t>(i);
+  const size_t k = std::min<size_t>(static_cast<size_t>(std::max(top, 0)), idx.size());
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(),
+                    [&](int32_t a, int32_t b) { return raw[a] > raw[b] || (raw[a] == raw[b] && a < b); });
+  for (size_t i = 0; i < k; ++i) out.top.emplace_back(idx[i], raw[idx[i]] - log_z);
+  return out;
 }
 
-void Backend::collect_picks(std::vector<int32_t>& out) {
+void Backend::start_pick(const Tensor& logits, std::span<const TokenPick> picks) {
+  if (started_picks_.size() >= 2) fail("start_pick: two picks are already outstanding");
+  Started s;
+  s.tokens.resize(logits.ndim == 2 ? static_cast<size_t>(logits.dim(0)) : 0);
+  const bool logprobs = std::any_of(picks.begin(), picks.end(), [](const TokenPick& p) { return p.logprobs >= 0; });
+  std::vector<float> raw;
+  if (logprobs) {  // before sample() edits the rows
+    raw.resize(static_cast<size_t>(logits.numel()));
+    copy_to_host(logits, raw.data());
+  }
+  if (picks.empty()) {
+    argmax(logits, s.tokens);
+  } else {
+    sample(logits, picks, s.tokens);
+  }
+  if (logprobs) {
+    const size_t vocab = static_cast<size_t>(logits.dim(1));
+    s.logprobs.resize(s.tokens.size());
+    for (size_t i = 0; i < s.tokens.size(); ++i)
+      if (picks[i].logprobs >= 0)
+        s.logprobs[i] =
+            token_logprobs(std::span<const float>(raw.data() + i * vocab, vocab), s.tokens[i], picks[i].logprobs);
+  }
+  started_picks_.push_back(std::move(s));
+}
+
+void Backend::collect_picks(std::vector<int32_t>& out, std::vector<PickLogprobs>* logprobs) {
   if (started_picks_.empty()) fail("collect_picks: no pick was started");
-  out = std::move(started_picks_.front());
+  Started& s = started_picks_.front();
+  out = std::move(s.tokens);
+  if (logprobs) {
+    *logprobs = std::move(s.logprobs);
+    logprobs->resize(out.size());
+  }
   started_picks_.pop_front();
 }
 

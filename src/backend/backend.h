@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/tensor.h"
@@ -83,8 +84,24 @@ struct TokenPick {
   float top_p = 1.0f;
   float min_p = 0.0f;
   float uniform = 0.0f;
-  std::vector<LogitEdit> edits;  // applied to the row first (sample() may do so in place)
+  // Applied to the row first (sample() may do so in place); sorted by
+  // token, at most one per token.
+  std::vector<LogitEdit> edits;
+  // >= 0: also the picked token's log-probability and those of the
+  // `logprobs` most likely tokens, from the row before any edit (the
+  // model's own distribution, as vLLM reports by default).
+  int32_t logprobs = -1;
 };
+// The most TokenPick::logprobs a backend must report (the OpenAI API's limit).
+constexpr int32_t kMaxPickLogprobs = 20;
+// What a pick with TokenPick::logprobs >= 0 reports.
+struct PickLogprobs {
+  float chosen = 0.0f;
+  std::vector<std::pair<int32_t, float>> top;  // most likely first
+};
+// Those log-probabilities from a row of raw logits on the host: the
+// reference for every backend.
+PickLogprobs token_logprobs(std::span<const float> raw, int32_t token, int32_t top);
 // That pick from one row of logits on the host: the reference every
 // backend's sample() follows, and the host sampler's last step, so a seed
 // picks the same tokens wherever the pick runs.
@@ -215,15 +232,22 @@ class Backend {
   // sample() would, and returns without waiting for it; collect_picks()
   // returns the oldest started pick's tokens. At most two are outstanding.
   // The default picks at once and keeps the result until collected.
+  // `logprobs` (optional) gets one entry per row: filled where the row's
+  // TokenPick asked for them.
   virtual void start_pick(const Tensor& logits, std::span<const TokenPick> picks);
-  virtual void collect_picks(std::vector<int32_t>& out);
+  virtual void collect_picks(std::vector<int32_t>& out, std::vector<PickLogprobs>* logprobs);
+  void collect_picks(std::vector<int32_t>& out) { collect_picks(out, nullptr); }
   // Whether a step may take tokens from the newest started pick without the
   // host seeing them (StepInputs::from_pick), so the host can queue step
   // N + 1 before step N's tokens are known.
   virtual bool feeds_picks() const { return false; }
 
  private:
-  std::deque<std::vector<int32_t>> started_picks_;  // the default start_pick's results
+  struct Started {
+    std::vector<int32_t> tokens;
+    std::vector<PickLogprobs> logprobs;
+  };
+  std::deque<Started> started_picks_;  // the default start_pick's results
 };
 
 struct BackendOptions {

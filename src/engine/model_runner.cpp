@@ -127,11 +127,13 @@ void ModelRunner::step_greedy(std::span<SeqKv* const> seqs,
 }
 
 void ModelRunner::step_sample(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
-                              std::span<const TokenPick> picks, std::vector<int32_t>& next) {
+                              std::span<const TokenPick> picks, std::vector<int32_t>& next,
+                              std::vector<PickLogprobs>* logprobs) {
   if (picks.size() != seqs.size()) fail("ModelRunner::step_sample: {} picks for {} sequences", picks.size(), seqs.size());
+  if (launched_ > 0) fail("ModelRunner::step_sample: launched steps are not collected");
   const Tensor out = run(seqs, tokens, false);
-  next.resize(static_cast<size_t>(out.dim(0)));
-  model_.backend().sample(out, picks, next);
+  model_.backend().start_pick(out, picks);
+  model_.backend().collect_picks(next, logprobs);
 }
 
 void ModelRunner::launch(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
@@ -151,9 +153,9 @@ void ModelRunner::launch(std::span<SeqKv* const> seqs, std::span<const std::vect
     // as plain tokens.
     if (static_cast<int>(collected_.size()) < launched_) {
       collected_.emplace_back();
-      backend.collect_picks(collected_.back());
+      backend.collect_picks(collected_.back().tokens, &collected_.back().logprobs);
     }
-    const std::vector<int32_t>& prev = collected_.back();
+    const std::vector<int32_t>& prev = collected_.back().tokens;
     patched.assign(tokens.begin(), tokens.end());
     for (size_t i = 0; i < seqs.size(); ++i)
       if (from_prev[i] >= 0) patched[i] = {prev.at(static_cast<size_t>(from_prev[i]))};
@@ -165,15 +167,16 @@ void ModelRunner::launch(std::span<SeqKv* const> seqs, std::span<const std::vect
   ++launched_;
 }
 
-void ModelRunner::collect(std::vector<int32_t>& next) {
+void ModelRunner::collect(std::vector<int32_t>& next, std::vector<PickLogprobs>* logprobs) {
   if (launched_ == 0) fail("ModelRunner::collect: no launched step");
   --launched_;
   if (!collected_.empty()) {
-    next = std::move(collected_.front());
+    next = std::move(collected_.front().tokens);
+    if (logprobs) *logprobs = std::move(collected_.front().logprobs);
     collected_.pop_front();
     return;
   }
-  model_.backend().collect_picks(next);
+  model_.backend().collect_picks(next, logprobs);
 }
 
 void ModelRunner::release(SeqKv& seq) {

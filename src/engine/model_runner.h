@@ -39,9 +39,11 @@ class ModelRunner {
   // where the logits are, so they never travel to the host).
   void step_greedy(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
                    std::vector<int32_t>& next);
-  // As step, picking each sequence's next token by picks[i] where the logits are.
+  // As step, picking each sequence's next token by picks[i] where the
+  // logits are (and, if given, their log-probabilities: see TokenPick).
   void step_sample(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
-                   std::span<const TokenPick> picks, std::vector<int32_t>& next);
+                   std::span<const TokenPick> picks, std::vector<int32_t>& next,
+                   std::vector<PickLogprobs>* logprobs = nullptr);
   // The overlapped form of step_greedy / step_sample: queues the step and
   // its token picks (argmax when picks is empty) and returns without
   // waiting; collect() returns each launched step's tokens, oldest first.
@@ -52,7 +54,7 @@ class ModelRunner {
   // At most two launched steps may be uncollected.
   void launch(std::span<SeqKv* const> seqs, std::span<const std::vector<int32_t>> tokens,
               std::span<const TokenPick> picks, std::span<const int32_t> from_prev);
-  void collect(std::vector<int32_t>& next);
+  void collect(std::vector<int32_t>& next, std::vector<PickLogprobs>* logprobs = nullptr);
   // Returns the sequence's pages to the pool.
   void release(SeqKv& seq);
 
@@ -69,7 +71,11 @@ class ModelRunner {
   int64_t logits_rows_ = 0;
   int32_t padding_page_ = -1;  // held for good when the backend replays recordings
   int launched_ = 0;           // launched steps not collected yet
-  std::deque<std::vector<int32_t>> collected_;  // picks taken early to feed a step on the host
+  struct Collected {
+    std::vector<int32_t> tokens;
+    std::vector<PickLogprobs> logprobs;
+  };
+  std::deque<Collected> collected_;  // picks taken early to feed a step on the host
 };
 
 }  // namespace nativelm

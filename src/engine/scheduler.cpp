@@ -268,31 +268,25 @@ bool Scheduler::plain_greedy(const Running& r) const {
   return r.cont.plain_greedy() && r.input.logit_bias.empty() && r.input.logprobs < 0;
 }
 
-// Logprobs need the whole row on the host; everything else (bias, masks,
-// penalties) travels with the pick as logit edits.
-bool Scheduler::device_pickable(const Running& r) const { return r.input.logprobs < 0; }
+// Bias, masks and penalties travel with the pick as logit edits, and the
+// device reports up to kMaxPickLogprobs log-probabilities with it.
+bool Scheduler::device_pickable(const Running& r) const { return r.input.logprobs <= kMaxPickLogprobs; }
 
 void Scheduler::handle_logits(Running& r, std::span<float> logits) {
   const int32_t vocab = static_cast<int32_t>(logits.size());
+  // Log-probabilities are the model's own, before bias, masks and penalties.
+  std::vector<float> raw;
+  if (r.input.logprobs >= 0) raw.assign(logits.begin(), logits.end());
   for (auto [token, bias] : r.input.logit_bias)
     if (token >= 0 && token < vocab) logits[token] += bias;
   r.cont.mask_early_stop(logits);
-  std::vector<float> raw;
-  if (r.input.logprobs >= 0) raw.assign(logits.begin(), logits.end());
   const int32_t token = r.cont.sample(logits);
 
   TokenOutput out{token, 0.0f, {}};
   if (!raw.empty()) {
-    const float top = *std::max_element(raw.begin(), raw.end());
-    double sum = 0;
-    for (float v : raw) sum += std::exp(static_cast<double>(v - top));
-    const float log_z = top + static_cast<float>(std::log(sum));
-    out.logprob = raw[token] - log_z;
-    std::vector<int32_t> idx(raw.size());
-    for (int32_t i = 0; i < vocab; ++i) idx[i] = i;
-    const size_t k = std::min<size_t>(static_cast<size_t>(r.input.logprobs), idx.size());
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) { return raw[a] > raw[b]; });
-    for (size_t i = 0; i < k; ++i) out.top.emplace_back(idx[i], raw[idx[i]] - log_z);
+    PickLogprobs lp = token_logprobs(raw, token, r.input.logprobs);
+    out.logprob = lp.chosen;
+    out.top = std::move(lp.top);
   }
   handle_token(r, std::move(out));
 }
@@ -352,18 +346,29 @@ Scheduler::Batch Scheduler::next_batch() {
   return b;
 }
 
+namespace {
+
+// A picked token and, where its pick reported them, its log-probabilities.
+TokenOutput token_output(int32_t token, std::span<PickLogprobs> logprobs, size_t i) {
+  if (i >= logprobs.size()) return TokenOutput{token, 0.0f, {}};
+  return TokenOutput{token, logprobs[i].chosen, std::move(logprobs[i].top)};
+}
+
+}  // namespace
+
 void Scheduler::collect_in_flight() {
   if (!in_flight_) return;
   const std::unique_ptr<InFlight> f = std::move(in_flight_);
   std::vector<int32_t> next;
-  runner_->collect(next);
+  std::vector<PickLogprobs> logprobs;
+  runner_->collect(next, &logprobs);
   for (size_t i = 0; i < f->reqs.size(); ++i) {
     Running& r = *f->reqs[i];
     if (!f->samples[i]) continue;
     if (r.awaited_step == f->step) r.awaited_step = -1;
     if (r.done) continue;  // finished or cancelled since: the token is dropped
     try {
-      handle_token(r, TokenOutput{next[i], 0.0f, {}});
+      handle_token(r, token_output(next[i], logprobs, i));
     } catch (const std::exception& e) {
       fail_request(r, e.what());
     }
@@ -381,14 +386,15 @@ void Scheduler::fail_request(Running& r, const std::string& why) {
 
 // The tokens of a step that was waited for: picked on the device, or
 // sampled here from the logits.
-void Scheduler::take_results(Batch& b, std::span<const int32_t> next, std::span<float> logits) {
+void Scheduler::take_results(Batch& b, std::span<const int32_t> next, std::span<PickLogprobs> logprobs,
+                             std::span<float> logits) {
   const int64_t vocab = model_.config.vocab_size;
   for (size_t i = 0; i < b.reqs.size(); ++i) {
     Running& r = *b.reqs[i];
     if (!b.samples[i]) continue;  // logits predict the next token once the context is cached
     try {
       if (!next.empty()) {
-        handle_token(r, TokenOutput{next[i], 0.0f, {}});
+        handle_token(r, token_output(next[i], logprobs, i));
       } else {
         handle_logits(r, logits.subspan(i * vocab, vocab));
       }
@@ -443,17 +449,21 @@ void Scheduler::run_step() {
     if (!greedy && on_device) {
       picks.resize(b.reqs.size());
       for (size_t i = 0; i < b.reqs.size(); ++i)
-        if (b.samples[i]) picks[i] = b.reqs[i]->cont.next_pick(b.reqs[i]->input.logit_bias);
+        if (b.samples[i]) {
+          picks[i] = b.reqs[i]->cont.next_pick(b.reqs[i]->input.logit_bias);
+          picks[i].logprobs = b.reqs[i]->input.logprobs;
+        }
     }
     std::vector<float> logits;
     std::vector<int32_t> next;
+    std::vector<PickLogprobs> logprobs;
     try {
       if (overlap) {
         runner_->launch(kvs, b.tokens, picks, b.fed);
       } else if (greedy) {
         runner_->step_greedy(kvs, b.tokens, next);
       } else if (on_device) {
-        runner_->step_sample(kvs, b.tokens, picks, next);
+        runner_->step_sample(kvs, b.tokens, picks, next, &logprobs);
       } else {
         runner_->step(kvs, b.tokens, logits);
       }
@@ -469,7 +479,7 @@ void Scheduler::run_step() {
     if (overlap && !b.reqs.empty()) {
       hand_over(b);
     } else if (!b.reqs.empty()) {
-      take_results(b, next, logits);
+      take_results(b, next, logprobs, logits);
     }
   }
   std::erase_if(running_, [](const auto& r) { return r->done; });

@@ -83,7 +83,7 @@ class Scheduler {
   void handle_logits(Running& r, std::span<float> logits);
   void handle_token(Running& r, TokenOutput out);
   void fail_request(Running& r, const std::string& why);
-  void take_results(Batch& b, std::span<const int32_t> next, std::span<float> logits);
+  void take_results(Batch& b, std::span<const int32_t> next, std::span<PickLogprobs> logprobs, std::span<float> logits);
   void reuse_prefix(Running& r);
   void publish_prefix(Running& r);
 

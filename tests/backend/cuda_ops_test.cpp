@@ -621,6 +621,58 @@ TEST(CudaSampling, LogitEditsMatchTheHost) {
   }
 }
 
+// Log-probabilities reported with a pick are those of the raw row (before
+// any edit, so a bias that makes a token the pick does not change its
+// logprob), as token_logprobs on the host: at a real vocabulary size, at a
+// vocabulary of one slice, and for a row of ties (the fallback).
+TEST(CudaSampling, LogprobsMatchTheHost) {
+  const std::string why = cuda::unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "no usable GPU: " << why;
+  CudaBackend gpu{BackendOptions{}};
+  for (const int64_t vocab : {int64_t{151936}, int64_t{50}}) {
+    const int64_t rows = 9;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    std::vector<float> logits(rows * vocab);
+    for (float& v : logits) v = normal(rng);
+    std::fill(logits.begin() + 8 * vocab, logits.end(), 0.5f);  // all ties
+    std::vector<TokenPick> picks(rows);
+    const int32_t asks[] = {0, 1, 5, 20, -1, 3, 20, 2, 5};
+    for (int64_t r = 0; r < rows; ++r) {
+      picks[r].logprobs = asks[r];
+      if (r % 2) picks[r] = TokenPick{0.8f, 20, 0.9f, 0.0f, 0.3f, {}, asks[r]};
+    }
+    // Row 5's pick is pushed onto token 7 by a bias; rows 6 and 7 are penalised.
+    picks[5].edits = {LogitEdit{3, 0.0f, 1.5f, 0.2f, false}, LogitEdit{7, 100.0f, 1.0f, 0.0f, false}};
+    picks[6].edits = {LogitEdit{1, 0.0f, 1.3f, 0.4f, false}, LogitEdit{2, 0.0f, 1.0f, 0.0f, true}};
+    picks[7].edits = {LogitEdit{0, 1.0f, 1.0f, 0.5f, false}};
+    Tensor dev = gpu.alloc(DType::F32, {rows, vocab});
+    gpu.copy_from_host(logits.data(), dev);
+    std::vector<int32_t> got;
+    std::vector<PickLogprobs> lp;
+    gpu.start_pick(dev, picks);
+    gpu.collect_picks(got, &lp);
+    ASSERT_EQ(lp.size(), static_cast<size_t>(rows));
+    EXPECT_EQ(got[5], 7);
+    for (int64_t r = 0; r < rows; ++r) {
+      if (asks[r] < 0) {
+        EXPECT_TRUE(lp[r].top.empty());
+        continue;
+      }
+      const std::span<const float> raw(logits.data() + r * vocab, static_cast<size_t>(vocab));
+      const PickLogprobs want = token_logprobs(raw, got[r], asks[r]);
+      const std::string where = "vocab " + std::to_string(vocab) + ", row " + std::to_string(r);
+      EXPECT_NEAR(lp[r].chosen, want.chosen, 1e-4) << where;
+      ASSERT_EQ(lp[r].top.size(), want.top.size()) << where;
+      for (size_t k = 0; k < want.top.size(); ++k) {
+        EXPECT_EQ(lp[r].top[k].first, want.top[k].first) << where << ", rank " << k;
+        EXPECT_NEAR(lp[r].top[k].second, want.top[k].second, 1e-4) << where << ", rank " << k;
+      }
+    }
+    gpu.free(dev);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, testing::Values(DType::F32, DType::BF16, DType::F16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 

@@ -270,18 +270,45 @@ TEST_P(CudaScheduler, ConcurrentRequestsMatchSingleRuns) {
   o.overlap = GetParam();
   Scheduler s(*m, o);
   std::vector<std::shared_ptr<RequestStream>> streams;
-  for (size_t i = 0; i < prompts.size(); ++i) {
+  // The last request (greedy) also asks for logprobs, reported with the
+  // device's pick; the CPU scheduler's host path gives the reference.
+  constexpr size_t kWithLogprobs = 5;
+  auto input = [&](const LoadedModel& model, size_t i) {
     RequestInput in;
-    in.prompt = m->tokenizer->encode(prompts[i], true);
+    in.prompt = model.tokenizer->encode(prompts[i], true);
     in.params = params[i];
-    streams.push_back(s.submit(in));
-  }
+    if (i == kWithLogprobs) in.logprobs = 3;
+    return in;
+  };
+  for (size_t i = 0; i < prompts.size(); ++i) streams.push_back(s.submit(input(*m, i)));
+  std::vector<TokenOutput> with_logprobs;
   for (size_t i = 0; i < prompts.size(); ++i) {
     std::vector<int32_t> got;
     RequestUpdate u;
     while (streams[i]->wait(u))
-      for (const auto& t : u.tokens) got.push_back(t.id);
+      for (const auto& t : u.tokens) {
+        got.push_back(t.id);
+        if (i == kWithLogprobs) with_logprobs.push_back(t);
+      }
     EXPECT_EQ(got, wanted[i]) << prompts[i];
+  }
+  {
+    auto cpu = LoadedModel::load(kStories.string(), {});
+    Scheduler host(*cpu, o);
+    auto stream = host.submit(input(*cpu, kWithLogprobs));
+    std::vector<TokenOutput> want;
+    RequestUpdate u;
+    while (stream->wait(u)) want.insert(want.end(), u.tokens.begin(), u.tokens.end());
+    ASSERT_EQ(with_logprobs.size(), want.size());
+    for (size_t t = 0; t < want.size(); ++t) {
+      EXPECT_EQ(with_logprobs[t].id, want[t].id) << "token " << t;
+      EXPECT_NEAR(with_logprobs[t].logprob, want[t].logprob, 1e-3) << "token " << t;
+      ASSERT_EQ(with_logprobs[t].top.size(), 3u) << "token " << t;
+      for (size_t k = 0; k < 3; ++k) {
+        EXPECT_EQ(with_logprobs[t].top[k].first, want[t].top[k].first) << "token " << t << ", rank " << k;
+        EXPECT_NEAR(with_logprobs[t].top[k].second, want[t].top[k].second, 1e-3) << "token " << t << ", rank " << k;
+      }
+    }
   }
   const auto st = s.stats();
   EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);

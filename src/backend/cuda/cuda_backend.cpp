@@ -100,6 +100,9 @@ CudaBackend::~CudaBackend() {
   if (edits_device_) cudaFree(edits_device_);
   if (edits_host_) cudaFreeHost(edits_host_);
   if (sample_scratch_) cudaFree(sample_scratch_);
+  if (edits_raw_) cudaFree(edits_raw_);
+  if (lp_device_) cudaFree(lp_device_);
+  if (lp_host_) cudaFreeHost(lp_host_);
   if (ids_host_) cudaFreeHost(ids_host_);
   for (auto& e : upload_done_) cudaEventDestroy(e);
   if (upload_host_) cudaFreeHost(upload_host_);

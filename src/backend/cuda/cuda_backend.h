@@ -71,7 +71,8 @@ class CudaBackend final : public Backend {
   void sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) override;
   bool samples_on_device() const override { return true; }
   void start_pick(const Tensor& logits, std::span<const TokenPick> picks) override;
-  void collect_picks(std::vector<int32_t>& out) override;
+  void collect_picks(std::vector<int32_t>& out, std::vector<PickLogprobs>* logprobs) override;
+  using Backend::collect_picks;
   bool feeds_picks() const override { return true; }
 
   int recordings() const { return static_cast<int>(graphs_.size()); }
@@ -163,6 +164,7 @@ class CudaBackend final : public Backend {
   // The picks' logit edits: device, and pinned in two slots as picks_host_.
   cuda::EditRow* edits_device_ = nullptr;
   cuda::EditRow* edits_host_ = nullptr;
+  float* edits_raw_ = nullptr;  // device: each edit's logit before it
   size_t edits_capacity_ = 0;  // per slot
   void ensure_edit_buffers(size_t edits);
   // The sampling kernels' scratch (sized by the vocabulary, not the rows).
@@ -199,12 +201,20 @@ class CudaBackend final : public Backend {
   unsigned long long* trace_ = nullptr;
   void write_decode_trace();
   size_t ids_capacity_ = 0;
+  // Log-probability results [ids_capacity_, kLogprobStride]: device, and
+  // pinned in two slots as ids_host_.
+  float* lp_device_ = nullptr;
+  float* lp_host_ = nullptr;
   struct Outstanding {
     int slot = 0;
     size_t rows = 0;
-    bool saved = false;  // tokens already in `tokens` (the slots were reallocated)
+    bool saved = false;  // tokens (and logprobs) already below (the slots were reallocated)
     std::vector<int32_t> tokens;
+    std::vector<int32_t> lp_top;  // per row: -1, or the top count asked for (empty: none asked)
+    std::vector<PickLogprobs> logprobs;
   };
+  void save_logprobs(Outstanding& o) const;
+  void ensure_sample_scratch(int vocab);
   std::deque<Outstanding> outstanding_;
   cudaEvent_t pick_done_[2] = {nullptr, nullptr};
   int pick_slot_ = 0;

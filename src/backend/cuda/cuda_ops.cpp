@@ -280,6 +280,8 @@ void CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bia
   }
 }
 
+static_assert(cuda::kMaxLogprobs == kMaxPickLogprobs, "the device reports as many logprobs as a pick may ask for");
+
 void CudaBackend::ensure_id_buffers(size_t rows) {
   if (rows <= ids_capacity_) return;
   if (capturing_) fail("CUDA backend: id buffers outgrew their size during graph capture");
@@ -289,18 +291,41 @@ void CudaBackend::ensure_id_buffers(size_t rows) {
     if (!o.saved) {
       const int32_t* src = ids_host_ + o.slot * ids_capacity_;
       o.tokens.assign(src, src + o.rows);
+      save_logprobs(o);
       o.saved = true;
     }
-  for (void* p : {static_cast<void*>(ids_device_), static_cast<void*>(argmax_scratch_), static_cast<void*>(picks_device_)})
+  for (void* p : {static_cast<void*>(ids_device_), static_cast<void*>(argmax_scratch_),
+                  static_cast<void*>(picks_device_), static_cast<void*>(lp_device_)})
     if (p) cudaFree(p);
   if (ids_host_) cudaFreeHost(ids_host_);
   if (picks_host_) cudaFreeHost(picks_host_);
+  if (lp_host_) cudaFreeHost(lp_host_);
   ids_capacity_ = std::max<size_t>(rows, 256);
   ids_device_ = static_cast<int32_t*>(device_alloc(ids_capacity_ * 4, "argmax results"));
   argmax_scratch_ = static_cast<float2*>(device_alloc(ids_capacity_ * cuda::kArgmaxSlices * sizeof(float2), "argmax scratch"));
   picks_device_ = static_cast<cuda::SampleRow*>(device_alloc(ids_capacity_ * sizeof(cuda::SampleRow), "sampling parameters"));
   check_cuda(cudaMallocHost(&ids_host_, 2 * ids_capacity_ * 4), "pinned argmax results");
   check_cuda(cudaMallocHost(&picks_host_, 2 * ids_capacity_ * sizeof(cuda::SampleRow)), "pinned sampling parameters");
+  const size_t lp = ids_capacity_ * cuda::kLogprobStride * sizeof(float);
+  lp_device_ = static_cast<float*>(device_alloc(lp, "log-probabilities"));
+  check_cuda(cudaMallocHost(&lp_host_, 2 * lp), "pinned log-probabilities");
+}
+
+// Reads an outstanding pick's log-probabilities out of its pinned slot.
+void CudaBackend::save_logprobs(Outstanding& o) const {
+  if (o.lp_top.empty()) return;
+  o.logprobs.assign(o.rows, {});
+  const float* slot = lp_host_ + o.slot * ids_capacity_ * cuda::kLogprobStride;
+  for (size_t r = 0; r < o.rows; ++r) {
+    if (o.lp_top[r] < 0) continue;
+    const float* row = slot + r * cuda::kLogprobStride;
+    o.logprobs[r].chosen = row[1];
+    for (int32_t i = 0; i < o.lp_top[r]; ++i) {
+      int32_t id;
+      std::memcpy(&id, &row[2 + 2 * i], sizeof(id));
+      o.logprobs[r].top.emplace_back(id, row[3 + 2 * i]);
+    }
+  }
 }
 
 void CudaBackend::ensure_edit_buffers(size_t edits) {
@@ -309,8 +334,10 @@ void CudaBackend::ensure_edit_buffers(size_t edits) {
   check_cuda(cudaStreamSynchronize(stream_), "logit edit buffers");  // earlier copies from the pinned slots are done
   if (edits_device_) cudaFree(edits_device_);
   if (edits_host_) cudaFreeHost(edits_host_);
+  if (edits_raw_) cudaFree(edits_raw_);
   edits_capacity_ = std::max<size_t>(edits, 2 * edits_capacity_);
   edits_device_ = static_cast<cuda::EditRow*>(device_alloc(edits_capacity_ * sizeof(cuda::EditRow), "logit edits"));
+  edits_raw_ = static_cast<float*>(device_alloc(edits_capacity_ * sizeof(float), "edited logits"));
   check_cuda(cudaMallocHost(&edits_host_, 2 * edits_capacity_ * sizeof(cuda::EditRow)), "pinned logit edits");
 }
 
@@ -320,11 +347,16 @@ void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> pi
   if (logits.ndim != 2 || logits.dtype != DType::F32 || (!picks.empty() && picks.size() != n))
     fail("start_pick: logits must be f32 [rows, vocab] with no TokenPick or one per row");
   size_t edits = 0;
+  bool logprobs = false;
   for (const TokenPick& p : picks) {
     if (!(p.uniform >= 0.0f && p.uniform < 1.0f) || !(p.temperature >= 0.0f) || !(p.top_p > 0.0f && p.top_p <= 1.0f))
       fail("sample: a TokenPick is out of range (temperature {}, top_p {}, uniform {})", p.temperature, p.top_p,
            p.uniform);
+    if (p.logprobs > kMaxPickLogprobs) fail("sample: at most {} logprobs, asked for {}", kMaxPickLogprobs, p.logprobs);
+    for (size_t i = 1; i < p.edits.size(); ++i)
+      if (p.edits[i - 1].token >= p.edits[i].token) fail("sample: a TokenPick's edits are not sorted by token");
     edits += p.edits.size();
+    logprobs = logprobs || p.logprobs >= 0;
   }
   if (outstanding_.size() >= 2) fail("start_pick: two picks are already outstanding");
   ensure_id_buffers(n);
@@ -340,48 +372,70 @@ void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> pi
     cuda::EditRow* e = edits_host_ + slot * edits_capacity_;
     for (size_t i = 0; i < n; ++i) {
       const TokenPick& p = picks[i];
-      rows[i] = cuda::SampleRow{p.temperature, p.top_k, p.top_p, p.min_p, p.uniform};
+      rows[i] = cuda::SampleRow{p.temperature, p.top_k, p.top_p, p.min_p, p.uniform, p.logprobs};
       for (const LogitEdit& x : p.edits)
         *e++ = cuda::EditRow{static_cast<int32_t>(i), x.token, x.bias, x.repetition, x.subtract, x.mask ? 1 : 0};
     }
     check_cuda(cudaMemcpyAsync(picks_device_, rows, n * sizeof(cuda::SampleRow), cudaMemcpyHostToDevice, stream_),
                "sample");
+    ensure_sample_scratch(as_int(logits.dim(1)));
+    if (logprobs)  // of the raw logits, before the edits
+      cuda::logprob_stats(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), picks_device_, lp_device_,
+                          sample_scratch_, stream_);
     if (edits > 0) {
       check_cuda(cudaMemcpyAsync(edits_device_, edits_host_ + slot * edits_capacity_, edits * sizeof(cuda::EditRow),
                                  cudaMemcpyHostToDevice, stream_),
                  "logit edits");
       // The rows are the step's own logits, read by nothing after the pick.
-      cuda::edit_logits(static_cast<float*>(logits.data), as_int(logits.dim(1)), edits_device_, as_int(edits), stream_);
-    }
-    const size_t scratch = cuda::sample_scratch_bytes(as_int(logits.dim(1)));
-    if (scratch > sample_scratch_bytes_) {
-      // Not part of any recording (picks are never captured), so growing it drops none.
-      check_cuda(cudaStreamSynchronize(stream_), "sampling scratch");
-      if (sample_scratch_) cudaFree(sample_scratch_);
-      sample_scratch_ = device_alloc(scratch, "sampling scratch");
-      sample_scratch_bytes_ = scratch;
+      cuda::edit_logits(static_cast<float*>(logits.data), as_int(logits.dim(1)), edits_device_, as_int(edits),
+                        edits_raw_, stream_);
     }
     cuda::sample(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), picks_device_, ids_device_,
                  sample_scratch_, stream_);
+    if (logprobs) {
+      cuda::logprob_chosen(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), picks_device_, ids_device_,
+                           edits_device_, edits_raw_, as_int(edits), lp_device_, stream_);
+      const size_t bytes = n * cuda::kLogprobStride * sizeof(float);
+      check_cuda(cudaMemcpyAsync(lp_host_ + slot * ids_capacity_ * cuda::kLogprobStride, lp_device_, bytes,
+                                 cudaMemcpyDeviceToHost, stream_),
+                 "log-probabilities");
+    }
   }
   check_cuda(cudaMemcpyAsync(ids_host_ + slot * ids_capacity_, ids_device_, n * 4, cudaMemcpyDeviceToHost, stream_),
              "pick");
   check_cuda(cudaEventRecord(pick_done_[slot], stream_), "pick");
-  outstanding_.push_back({slot, n, false, {}});
+  Outstanding o{slot, n, false, {}, {}, {}};
+  if (logprobs)
+    for (const TokenPick& p : picks) o.lp_top.push_back(p.logprobs < 0 ? -1 : std::min(p.logprobs, kMaxPickLogprobs));
+  outstanding_.push_back(std::move(o));
 }
 
-void CudaBackend::collect_picks(std::vector<int32_t>& out) {
+void CudaBackend::ensure_sample_scratch(int vocab) {
+  const size_t scratch = cuda::sample_scratch_bytes(vocab);
+  if (scratch <= sample_scratch_bytes_) return;
+  // Not part of any recording (picks are never captured), so growing it drops none.
+  check_cuda(cudaStreamSynchronize(stream_), "sampling scratch");
+  if (sample_scratch_) cudaFree(sample_scratch_);
+  sample_scratch_ = device_alloc(scratch, "sampling scratch");
+  sample_scratch_bytes_ = scratch;
+}
+
+void CudaBackend::collect_picks(std::vector<int32_t>& out, std::vector<PickLogprobs>* logprobs) {
   flush_decode();
   if (outstanding_.empty()) fail("collect_picks: no pick was started");
   Outstanding o = std::move(outstanding_.front());
   outstanding_.pop_front();
-  if (o.saved) {
-    out = std::move(o.tokens);
-    return;
+  if (!o.saved) {
+    check_cuda(cudaEventSynchronize(pick_done_[o.slot]), "pick");
+    const int32_t* src = ids_host_ + o.slot * ids_capacity_;
+    o.tokens.assign(src, src + o.rows);
+    save_logprobs(o);
   }
-  check_cuda(cudaEventSynchronize(pick_done_[o.slot]), "pick");
-  const int32_t* src = ids_host_ + o.slot * ids_capacity_;
-  out.assign(src, src + o.rows);
+  out = std::move(o.tokens);
+  if (logprobs) {
+    *logprobs = std::move(o.logprobs);
+    logprobs->resize(out.size());
+  }
 }
 
 void CudaBackend::sample(const Tensor& logits, std::span<const TokenPick> rows, std::span<int32_t> out) {

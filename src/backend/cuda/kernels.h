@@ -111,7 +111,12 @@ struct SampleRow {
   float temperature;
   int32_t top_k;
   float top_p, min_p, uniform;
+  int32_t logprobs;  // -1: none; n >= 0: log Z, the pick's and the top n (at most kMaxLogprobs)
 };
+constexpr int kMaxLogprobs = 20;
+// Per row: log Z, the picked token's log-probability, then (token bits,
+// log-probability) of the top ones, most likely first.
+constexpr int kLogprobStride = 2 + 2 * kMaxLogprobs;
 // One nativelm::LogitEdit of row `row`.
 struct EditRow {
   int32_t row, token;
@@ -119,8 +124,19 @@ struct EditRow {
   int32_t mask;
 };
 // Applies n edits to logits [rows, vocab] in place (at most one per (row,
-// token); tokens outside [0, vocab) are skipped), as apply_logit_edits.
-void edit_logits(float* logits, int vocab, const EditRow* edits, int n, cudaStream_t s);
+// token); tokens outside [0, vocab) are skipped), as apply_logit_edits;
+// raw[i] gets edit i's logit before it.
+void edit_logits(float* logits, int vocab, const EditRow* edits, int n, float* raw, cudaStream_t s);
+// Rows whose pick asks for log-probabilities (picks[r].logprobs >= 0): log Z
+// and the top ones into lp [rows, kLogprobStride], from the raw logits
+// (before edit_logits); scratch as sample()'s.
+void logprob_stats(const float* logits, int rows, int vocab, const SampleRow* picks, float* lp, void* scratch,
+                   cudaStream_t s);
+// After the pick (ids): those rows' picked token's log-probability, its
+// logit taken from before the edits (the n_edits edits sorted by (row,
+// token), with edit_logits' raw).
+void logprob_chosen(const float* logits, int rows, int vocab, const SampleRow* picks, const int32_t* ids,
+                    const EditRow* edits, const float* raw, int n_edits, float* lp, cudaStream_t s);
 // out[i] = the token picks[i] draws from logits[i, :] (see TokenPick), with
 // `scratch` of sample_scratch_bytes(vocab) bytes (any number of rows).
 size_t sample_scratch_bytes(int vocab);

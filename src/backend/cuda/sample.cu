@@ -17,24 +17,14 @@
 // a cut row sorts its few candidates' q, takes the cuts exactly as the host
 // does, and walks them. A cut row with more than kMaxCands candidates (a
 // very flat distribution) falls back to bisecting the cut over the row.
-#include <algorithm>
-#include <cfloat>
-#include <climits>
-
-#include "backend/cuda/common.cuh"
+#include "backend/cuda/sample_rows.cuh"
 
 namespace nativelm::cuda {
 
 namespace {
 
-constexpr int kSliceThreads = 256;
-constexpr int kPickThreads = 1024;
-constexpr int kSliceTarget = 1024;  // tokens per slice, about
-constexpr int kMaxSlices = 256;     // at most kPickThreads (the pick takes one slice per thread)
-constexpr int kBins = 512;
-constexpr float kBinScale = 8.0f * 1.4426950408889634f;  // bins per unit of (max - logit) / T
-constexpr int kMaxCands = 2048;                          // a power of two (the sort)
-constexpr int kChunkRows = 64;                           // rows per pass over the scratch
+using namespace rows;
+
 constexpr int kBisections = 24;
 
 enum Mode { kGreedy, kDraw, kCut };
@@ -51,48 +41,6 @@ __host__ __device__ __forceinline__ bool cut_by_maxima(const SampleRow& p, int v
   return p.top_k > 0 && p.top_k < vocab && p.top_k <= slices;
 }
 
-struct Geometry {
-  int slices, len;  // slices per row, tokens per slice (the last may be shorter)
-};
-Geometry geometry(int vocab) {
-  const int slices = std::min(kMaxSlices, std::max(1, (vocab + kSliceTarget - 1) / kSliceTarget));
-  return {slices, (vocab + slices - 1) / slices};
-}
-__host__ __device__ int cand_capacity(int len) { return len < kMaxCands ? len : kMaxCands; }
-
-struct Cand {
-  float logit;
-  int32_t id;
-};
-
-// Per chunk of rows; each array is [rows, ...].
-struct Scratch {
-  float* slice_max;
-  int32_t* slice_arg;
-  float* slice_mass;
-  int32_t* cand_count;
-  uint32_t* hist_count;
-  unsigned long long* hist_mass;
-  Cand* cands;  // [rows, slices, cand_capacity(len)]
-};
-
-size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
-
-Scratch carve(void* base, int vocab) {
-  const Geometry g = geometry(vocab);
-  const size_t per_slices = static_cast<size_t>(kChunkRows) * g.slices;
-  auto* p = static_cast<unsigned char*>(base);
-  Scratch sc;
-  sc.slice_max = reinterpret_cast<float*>(p), p += align_up(per_slices * 4);
-  sc.slice_arg = reinterpret_cast<int32_t*>(p), p += align_up(per_slices * 4);
-  sc.slice_mass = reinterpret_cast<float*>(p), p += align_up(per_slices * 4);
-  sc.cand_count = reinterpret_cast<int32_t*>(p), p += align_up(per_slices * 4);
-  sc.hist_count = reinterpret_cast<uint32_t*>(p), p += align_up(size_t{kChunkRows} * kBins * 4);
-  sc.hist_mass = reinterpret_cast<unsigned long long*>(p), p += align_up(size_t{kChunkRows} * kBins * 8);
-  sc.cands = reinterpret_cast<Cand*>(p);
-  return sc;
-}
-
 struct RowView {
   const float* logits;
   int vocab;
@@ -107,24 +55,6 @@ struct RowView {
 
 __device__ __forceinline__ unsigned long long fixed_mass(float q) {
   return q > 0.0f ? __float2ull_rn(q * 4294967296.0f) : 0ull;  // units of 2^-32
-}
-
-// The larger of two (value, index) pairs; the first index on a tie.
-__device__ __forceinline__ void better(float& v, int& i, float v2, int i2) {
-  if (v2 > v || (v2 == v && i2 < i)) v = v2, i = i2;
-}
-
-// Every thread gets the row's maximum, from the slices' maxima.
-__device__ float row_max(const float* slice_max, int slices) {
-  __shared__ float mx;
-  if (threadIdx.x < 32) {
-    float v = -INFINITY;
-    for (int s = threadIdx.x; s < slices; s += 32) v = fmaxf(v, slice_max[s]);
-    v = warp_max(v);
-    if (threadIdx.x == 0) mx = v;
-  }
-  __syncthreads();
-  return mx;
 }
 
 __device__ RowView row_view(const float* logits, int vocab, const SampleRow& p, const float* slice_max, int slices) {
@@ -225,50 +155,6 @@ __device__ int boundary_bin(const SampleRow& p, int vocab, const uint32_t* count
 
 // --- 3. candidates, or surviving masses ---
 
-__device__ __forceinline__ int cap(Geometry g) { return cand_capacity(g.len); }
-
-// Writes the tokens of [begin, end) whose logit passes `keep` to out, in
-// vocabulary order (at most `capacity`), and returns how many passed; each
-// pass of the block places its tokens by a prefix count.
-template <class Keep>
-__device__ int keep_in_order(const float* row, int begin, int end, Cand* out, int capacity, const Keep& keep) {
-  __shared__ int warp_base[kSliceThreads / 32];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  int kept = 0;
-  for (int base = begin; base < end; base += blockDim.x) {
-    const int j = base + threadIdx.x;
-    const float l = j < end ? row[j] : 0.0f;
-    const bool pass = j < end && keep(l);
-    const unsigned ballot = __ballot_sync(0xffffffffu, pass);
-    if (lane == 0) warp_base[warp] = __popc(ballot);
-    __syncthreads();
-    int before = kept, all = 0;
-    for (int w = 0; w < kSliceThreads / 32; ++w) {
-      if (w < warp) before += warp_base[w];
-      all += warp_base[w];
-    }
-    before += __popc(ballot & ((1u << lane) - 1));
-    if (pass && before < capacity) out[before] = Cand{l, j};
-    kept += all;
-    __syncthreads();
-  }
-  return kept;
-}
-
-// The value of rank k (0: the largest) of the n values v, ties broken by
-// index; every thread gets it. n <= blockDim.x is not required.
-__device__ float kth_largest(const float* v, int n, int k) {
-  __shared__ float found;
-  for (int t = threadIdx.x; t < n; t += blockDim.x) {
-    const float x = v[t];
-    int rank = 0;
-    for (int j = 0; j < n; ++j) rank += v[j] > x || (v[j] == x && j < t);
-    if (rank == k) found = x;
-  }
-  __syncthreads();
-  return found;
-}
-
 __global__ void slice_select_kernel(const float* logits, int vocab, const SampleRow* picks, Geometry g, Scratch sc) {
   const int r = blockIdx.y, s = blockIdx.x;
   const SampleRow p = picks[r];
@@ -307,30 +193,6 @@ __global__ void slice_select_kernel(const float* logits, int vocab, const Sample
 }
 
 // --- 4. the pick ---
-
-// Exclusive prefix sums of one value per thread over the block (warp scans,
-// then the warps' totals; a fixed order, so the same bits every time);
-// `total` gets the sum.
-template <class V>
-__device__ V block_exclusive_scan(V v, V& total) {
-  __shared__ V warp_total[kPickThreads / 32];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  V incl = v;
-  for (int o = 1; o < 32; o <<= 1) {
-    const V x = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += x;
-  }
-  if (lane == 31) warp_total[warp] = incl;
-  __syncthreads();
-  V before = V(0), sum = V(0);
-  for (int w = 0; w < warps; ++w) {
-    if (w == warp) before = sum;
-    sum += warp_total[w];
-  }
-  total = sum;
-  __syncthreads();
-  return before + incl - v;
-}
 
 // The draw: the first of n items (in vocabulary order) whose cumulative q,
 // over those with q >= floor, passes u times their total; the last survivor
@@ -546,165 +408,6 @@ __global__ void __launch_bounds__(kPickThreads)
   if (threadIdx.x == 0) out[r] = pick;
 }
 
-// --- log-probabilities (rows whose pick asks for them), of the raw logits ---
-
-// Each slice's maximum and its sum of exp(logit - maximum).
-__global__ void lp_stats_kernel(const float* logits, int vocab, const SampleRow* picks, Geometry g, Scratch sc) {
-  const int r = blockIdx.y, s = blockIdx.x;
-  if (picks[r].logprobs < 0) return;
-  const float* row = logits + static_cast<int64_t>(r) * vocab;
-  const int begin = s * g.len, end = min(vocab, begin + g.len);
-  __shared__ float mx;
-  float m = -INFINITY;
-  for (int j = begin + threadIdx.x; j < end; j += blockDim.x) m = fmaxf(m, row[j]);
-  m = warp_max(m);
-  __shared__ float part[kSliceThreads / 32];
-  if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = m;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < kSliceThreads / 32; ++w) m = fmaxf(m, part[w]);
-    mx = m;
-  }
-  __syncthreads();
-  float sum = 0.0f;
-  if (mx > -INFINITY)
-    for (int j = begin + threadIdx.x; j < end; j += blockDim.x) sum += __expf(row[j] - mx);
-  sum = block_sum(sum);
-  if (threadIdx.x == 0) {
-    sc.slice_max[r * g.slices + s] = mx;
-    sc.slice_mass[r * g.slices + s] = sum;
-  }
-}
-
-// The tokens that can be among the row's top n: at or above the n-th
-// largest slice maximum.
-__global__ void lp_select_kernel(const float* logits, int vocab, const SampleRow* picks, Geometry g, Scratch sc) {
-  const int r = blockIdx.y, s = blockIdx.x;
-  const int n = picks[r].logprobs;
-  if (n <= 0) return;
-  const float least = n <= g.slices ? kth_largest(sc.slice_max + r * g.slices, g.slices, n - 1) : -INFINITY;
-  const int begin = s * g.len, end = min(vocab, begin + g.len);
-  const int kept = keep_in_order(logits + static_cast<int64_t>(r) * vocab, begin, end,
-                                 sc.cands + (static_cast<int64_t>(r) * g.slices + s) * cap(g), cap(g),
-                                 [&](float l) { return l >= least; });
-  if (threadIdx.x == 0) sc.cand_count[r * g.slices + s] = kept;
-}
-
-// (logit, id) a comes before b: the larger logit, then the smaller id.
-__device__ __forceinline__ bool before(float la, int ia, float lb, int ib) { return la > lb || (la == lb && ia < ib); }
-
-// The row's log-partition and its top n tokens: lp[0] = log Z, lp[2 + 2i] =
-// the i-th token (its bits), lp[3 + 2i] = its log-probability.
-__global__ void __launch_bounds__(kPickThreads)
-    lp_top_kernel(const float* logits, int vocab, const SampleRow* picks, Geometry g, Scratch sc, float* lp) {
-  const int r = blockIdx.x;
-  const int n = picks[r].logprobs;
-  if (n < 0) return;
-  const float* row = logits + static_cast<int64_t>(r) * vocab;
-  const float gmax = row_max(sc.slice_max + r * g.slices, g.slices);
-  const float m = threadIdx.x < g.slices ? sc.slice_max[r * g.slices + threadIdx.x] : -INFINITY;
-  const float part = m > -INFINITY ? __expf(m - gmax) * sc.slice_mass[r * g.slices + threadIdx.x] : 0.0f;
-  const float log_z = gmax + __logf(block_sum(part));
-  float* out = lp + static_cast<int64_t>(r) * kLogprobStride;
-  if (threadIdx.x == 0) out[0] = log_z;
-  if (n == 0) return;
-  __shared__ float keys[kMaxCands];
-  __shared__ int32_t ids[kMaxCands];
-  const int count = threadIdx.x < g.slices ? sc.cand_count[r * g.slices + threadIdx.x] : 0;
-  int total;
-  const int start = block_exclusive_scan(count, total);
-  if (total <= kMaxCands) {
-    __shared__ int offset[kMaxSlices];
-    if (threadIdx.x < g.slices) offset[threadIdx.x] = start;
-    __syncthreads();
-    for (int s = 0; s < g.slices; ++s) {
-      const Cand* c = sc.cands + (static_cast<int64_t>(r) * g.slices + s) * cap(g);
-      const int o = offset[s], k = (s + 1 < g.slices ? offset[s + 1] : total) - o;
-      for (int i = threadIdx.x; i < k; i += blockDim.x) keys[o + i] = c[i].logit, ids[o + i] = c[i].id;
-    }
-    int size = 1;
-    while (size < total) size <<= 1;
-    for (int i = total + threadIdx.x; i < size; i += blockDim.x) keys[i] = -INFINITY, ids[i] = INT_MAX;
-    __syncthreads();
-    for (int k = 2; k <= size; k <<= 1)  // bitonic sort: the first comes first
-      for (int j = k >> 1; j > 0; j >>= 1) {
-        for (int i = threadIdx.x; i < size; i += blockDim.x) {
-          const int o = i ^ j;
-          if (o > i) {
-            const bool swap =
-                (i & k) == 0 ? before(keys[o], ids[o], keys[i], ids[i]) : before(keys[i], ids[i], keys[o], ids[o]);
-            if (swap) {
-              const float kv = keys[i];
-              const int32_t iv = ids[i];
-              keys[i] = keys[o], ids[i] = ids[o];
-              keys[o] = kv, ids[o] = iv;
-            }
-          }
-        }
-        __syncthreads();
-      }
-    for (int i = threadIdx.x; i < min(n, total); i += blockDim.x) {
-      out[2 + 2 * i] = __int_as_float(ids[i]);
-      out[3 + 2 * i] = keys[i] - log_z;
-    }
-    return;
-  }
-  // Too many candidates (ties): n passes, each taking the next (logit, id)
-  // in order after the one before.
-  __shared__ float prev_l;
-  __shared__ int prev_i;
-  float pl = INFINITY;
-  int pi = -1;
-  for (int i = 0; i < min(n, vocab); ++i) {
-    float bl = -INFINITY;
-    int bi = INT_MAX;
-    for (int j = threadIdx.x; j < vocab; j += blockDim.x) {
-      const float l = row[j];
-      if (before(pl, pi, l, j) && before(l, j, bl, bi)) bl = l, bi = j;
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-      const float l2 = __shfl_xor_sync(0xffffffffu, bl, o);
-      const int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (before(l2, i2, bl, bi)) bl = l2, bi = i2;
-    }
-    __shared__ float wl[kPickThreads / 32];
-    __shared__ int wi[kPickThreads / 32];
-    if (threadIdx.x % 32 == 0) wl[threadIdx.x / 32] = bl, wi[threadIdx.x / 32] = bi;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
-        if (before(wl[w], wi[w], bl, bi)) bl = wl[w], bi = wi[w];
-      prev_l = bl, prev_i = bi;
-      out[2 + 2 * i] = __int_as_float(bi);
-      out[3 + 2 * i] = bl - log_z;
-    }
-    __syncthreads();
-    pl = prev_l, pi = prev_i;
-    __syncthreads();
-  }
-}
-
-// The picked tokens' log-probabilities: their logit before the edits (an
-// edited token's is in raw[], the edits sorted by (row, token)) less log Z.
-__global__ void lp_chosen_kernel(const float* logits, int rows, int vocab, const SampleRow* picks, const int32_t* ids,
-                                 const EditRow* edits, const float* raw, int n_edits, float* lp) {
-  const int r = blockIdx.x * blockDim.x + threadIdx.x;
-  if (r >= rows || picks[r].logprobs < 0) return;
-  const int32_t t = ids[r];
-  float v = logits[static_cast<int64_t>(r) * vocab + t];
-  int lo = 0, hi = n_edits;  // the first edit at or after (r, t)
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (edits[mid].row < r || (edits[mid].row == r && edits[mid].token < t))
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  if (lo < n_edits && edits[lo].row == r && edits[lo].token == t) v = raw[lo];
-  float* out = lp + static_cast<int64_t>(r) * kLogprobStride;
-  out[1] = v - out[0];
-}
-
 __global__ void edit_kernel(float* logits, int vocab, const EditRow* edits, int n, float* raw) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -727,33 +430,7 @@ void edit_logits(float* logits, int vocab, const EditRow* edits, int n, float* r
   edit_kernel<<<(n + 255) / 256, 256, 0, s>>>(logits, vocab, edits, n, raw);
 }
 
-void logprob_stats(const float* logits, int rows, int vocab, const SampleRow* picks, float* lp, void* scratch,
-                   cudaStream_t s) {
-  const Geometry g = geometry(vocab);
-  const Scratch sc = carve(scratch, vocab);
-  for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
-    const int n = std::min(kChunkRows, rows - r0);
-    const float* l = logits + static_cast<int64_t>(r0) * vocab;
-    const dim3 grid(g.slices, n);
-    lp_stats_kernel<<<grid, kSliceThreads, 0, s>>>(l, vocab, picks + r0, g, sc);
-    lp_select_kernel<<<grid, kSliceThreads, 0, s>>>(l, vocab, picks + r0, g, sc);
-    lp_top_kernel<<<n, kPickThreads, 0, s>>>(l, vocab, picks + r0, g, sc,
-                                             lp + static_cast<int64_t>(r0) * kLogprobStride);
-  }
-}
-
-void logprob_chosen(const float* logits, int rows, int vocab, const SampleRow* picks, const int32_t* ids,
-                    const EditRow* edits, const float* raw, int n_edits, float* lp, cudaStream_t s) {
-  if (rows == 0) return;
-  lp_chosen_kernel<<<(rows + 127) / 128, 128, 0, s>>>(logits, rows, vocab, picks, ids, edits, raw, n_edits, lp);
-}
-
-size_t sample_scratch_bytes(int vocab) {
-  const Geometry g = geometry(vocab);
-  const size_t slices = static_cast<size_t>(kChunkRows) * g.slices;
-  return 4 * align_up(slices * 4) + align_up(size_t{kChunkRows} * kBins * 4) +
-         align_up(size_t{kChunkRows} * kBins * 8) + slices * cand_capacity(g.len) * sizeof(Cand);
-}
+size_t sample_scratch_bytes(int vocab) { return scratch_bytes(vocab); }
 
 void sample(const float* logits, int rows, int vocab, const SampleRow* picks, int32_t* out, void* scratch,
             cudaStream_t s) {

@@ -60,13 +60,15 @@ struct QkvLayout {
 // A change to one logit before a pick, in the host sampler's order: + bias;
 // -inf if masked (a stop token before min_new_tokens); HF's repetition
 // penalty (a positive logit divided by `repetition`, any other multiplied;
-// 1: none); - subtract (OpenAI's frequency and presence penalties).
+// 1: none); - subtract (OpenAI's frequency and presence penalties:
+// fma(frequency, count, presence) for a token seen `count` times).
 struct LogitEdit {
   int32_t token = 0;
   float bias = 0.0f;
   float repetition = 1.0f;
   float subtract = 0.0f;
   bool mask = false;
+  int32_t count = 0;  // the token's occurrences in the output so far
 };
 // Applies edits (at most one per token) to one row of logits on the host:
 // the reference for every backend. Tokens outside the row are ignored.
@@ -91,6 +93,11 @@ struct TokenPick {
   // `logprobs` most likely tokens, from the row before any edit (the
   // model's own distribution, as vLLM reports by default).
   int32_t logprobs = -1;
+  // >= 0 (backends that feed picks): the token picked for row `fed` of the
+  // pick before joins this row's output before the edits apply (the host
+  // has not seen it yet), and its edit takes these penalties.
+  int32_t fed = -1;
+  float repetition_penalty = 1.0f, frequency_penalty = 0.0f, presence_penalty = 0.0f;
 };
 // The most TokenPick::logprobs a backend must report (the OpenAI API's limit).
 constexpr int32_t kMaxPickLogprobs = 20;

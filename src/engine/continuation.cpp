@@ -1,6 +1,7 @@
 #include "engine/continuation.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace nativelm {
@@ -28,11 +29,16 @@ bool Continuation::device_pickable() const {
          static_cast<int32_t>(output().size()) >= p.min_new_tokens;
 }
 
-TokenPick Continuation::next_pick(const std::map<int32_t, float>& bias) {
+TokenPick Continuation::next_pick(const std::map<int32_t, float>& bias, bool pending) {
   TokenPick pick;
   if (!params_.greedy())
     pick = TokenPick{params_.temperature, params_.top_k, params_.top_p, params_.min_p, sampler_.uniform(), {}};
-  const bool mask = static_cast<int32_t>(output().size()) < params_.min_new_tokens;
+  if (pending) {
+    pick.repetition_penalty = params_.repetition_penalty;
+    pick.frequency_penalty = params_.frequency_penalty;
+    pick.presence_penalty = params_.presence_penalty;
+  }
+  const bool mask = static_cast<int32_t>(output().size()) + (pending ? 1 : 0) < params_.min_new_tokens;
   const bool repeat = params_.repetition_penalty != 1.0f;
   const bool count = params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;
   // One edit per token touched, each holding all the host path would do to
@@ -61,7 +67,9 @@ TokenPick Continuation::next_pick(const std::map<int32_t, float>& bias) {
   for (size_t i = 0; i < out.size();) {
     size_t j = i;
     while (j < out.size() && out[j] == out[i]) ++j;
-    at(out[i]).subtract = params_.frequency_penalty * static_cast<int>(j - i) + params_.presence_penalty;
+    LogitEdit& e = at(out[i]);
+    e.count = static_cast<int32_t>(j - i);
+    e.subtract = std::fma(params_.frequency_penalty, static_cast<float>(e.count), params_.presence_penalty);
     i = j;
   }
   return pick;

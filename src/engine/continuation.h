@@ -38,8 +38,10 @@ class Continuation {
   // (Backend::sample): the sampling parameters and, as logit edits, `bias`
   // (OpenAI's logit_bias), the stop tokens masked before min_new_tokens and
   // the penalties, which the host sampler would apply. Draws from this
-  // request's generator when it samples.
-  TokenPick next_pick(const std::map<int32_t, float>& bias = {});
+  // request's generator when it samples. `pending`: the token picked before
+  // is not accepted yet (the overlap scheduler); it counts as output, and
+  // the backend adds its penalties (TokenPick::fed).
+  TokenPick next_pick(const std::map<int32_t, float>& bias = {}, bool pending = false);
   int32_t sample(std::span<float> logits) { return sampler_.sample(logits, prompt(), output()); }
 
   struct Step {

@@ -86,7 +86,8 @@ void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> 
     std::unordered_map<int32_t, int> counts;
     for (int32_t t : output) ++counts[t];
     for (auto [t, n] : counts)
-      if (t >= 0 && t < vocab) logits[t] -= params_.frequency_penalty * n + params_.presence_penalty;
+      if (t >= 0 && t < vocab)
+        logits[t] -= std::fma(params_.frequency_penalty, static_cast<float>(n), params_.presence_penalty);
   }
 }
 

@@ -310,10 +310,15 @@ void Scheduler::handle_token(Running& r, TokenOutput out) {
 
 // Whether every running request's next token can be picked on the device
 // (then steps may overlap).
+// Whether every running request's next pick can be queued before its
+// previous token reaches the host: on the device, and either independent of
+// that token or on a backend that adds it to the pick itself (fed picks).
 bool Scheduler::all_device_picked() const {
-  const bool on_device = model_.backend->samples_on_device();
+  const Backend& backend = *model_.backend;
+  const bool on_device = backend.samples_on_device(), fed = backend.feeds_picks();
   for (const auto& r : running_)
-    if (!r->done && !plain_greedy(*r) && !(on_device && device_pickable(*r) && r->cont.device_pickable())) return false;
+    if (!r->done && !plain_greedy(*r) && !(on_device && device_pickable(*r) && (fed || r->cont.device_pickable())))
+      return false;
   return true;
 }
 
@@ -450,8 +455,11 @@ void Scheduler::run_step() {
       picks.resize(b.reqs.size());
       for (size_t i = 0; i < b.reqs.size(); ++i)
         if (b.samples[i]) {
-          picks[i] = b.reqs[i]->cont.next_pick(b.reqs[i]->input.logit_bias);
+          // A fed row's previous token is still on the device: the pick adds it.
+          const bool fed = !b.fed.empty() && b.fed[i] >= 0;
+          picks[i] = b.reqs[i]->cont.next_pick(b.reqs[i]->input.logit_bias, fed);
           picks[i].logprobs = b.reqs[i]->input.logprobs;
+          if (fed) picks[i].fed = b.fed[i];
         }
     }
     std::vector<float> logits;

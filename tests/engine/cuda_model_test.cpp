@@ -250,11 +250,15 @@ TEST_P(CudaScheduler, ConcurrentRequestsMatchSingleRuns) {
       params[i].top_p = 0.9f;
       params[i].seed = 7 + i;
     }
-    if (i == 3) {  // penalised: its picks carry logit edits
+    if (i == 3) {  // penalised: its picks carry logit edits (fed picks add the pending token on the device)
       params[i].temperature = 0.9f;
       params[i].seed = 11;
       params[i].frequency_penalty = 0.4f;
+      params[i].presence_penalty = 0.3f;
+      params[i].repetition_penalty = 1.2f;
+      params[i].min_new_tokens = 6;
     }
+    if (i == 0) params[i].repetition_penalty = 1.3f;  // greedy, penalised
   }
   std::vector<std::vector<int32_t>> wanted;
   {
@@ -314,6 +318,44 @@ TEST_P(CudaScheduler, ConcurrentRequestsMatchSingleRuns) {
   EXPECT_EQ(st.kv_pages_free, st.kv_pages_total);
   // kAuto overlaps on CUDA.
   EXPECT_EQ(st.overlapped_steps > 0, GetParam() == SchedulerOptions::Overlap::kAuto);
+}
+
+// A penalised request's steps overlap too (its pending token is added to
+// the pick's edits on the device) and give the tokens of a run without.
+TEST(CudaSchedulerFedPicks, PenalisedRequestOverlaps) {
+  SKIP_WITHOUT_GPU();
+  auto m = LoadedModel::load(kStories.string(), {.device = "cuda", .threads = 0, .backend = {}});
+  SamplingParams params;
+  params.temperature = 0.8f;
+  params.seed = 3;
+  params.repetition_penalty = 1.3f;
+  params.frequency_penalty = 0.5f;
+  params.presence_penalty = 0.2f;
+  params.min_new_tokens = 4;
+  params.max_new_tokens = 40;
+  const auto prompt = m->tokenizer->encode("Once upon a time, there was a", true);
+  std::vector<int32_t> wanted;
+  {
+    KvPoolShape shape{m->config.num_layers, m->config.kv_dim(), m->model->kv_dtype(), 16, 16};
+    KvPool pool(*m->backend, shape);
+    ModelRunner runner(*m->model, pool);
+    wanted = generate(*m, runner, prompt, params).tokens;
+  }
+  SchedulerOptions o;
+  o.max_total_tokens = 1024;
+  o.overlap = SchedulerOptions::Overlap::kAuto;
+  Scheduler s(*m, o);
+  RequestInput in;
+  in.prompt = prompt;
+  in.params = params;
+  auto stream = s.submit(in);
+  std::vector<int32_t> got;
+  RequestUpdate u;
+  while (stream->wait(u))
+    for (const auto& t : u.tokens) got.push_back(t.id);
+  EXPECT_EQ(got, wanted);
+  ASSERT_GE(got.size(), 4u);
+  EXPECT_GE(s.stats().overlapped_steps, static_cast<int64_t>(got.size()) / 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Overlap, CudaScheduler,

@@ -215,6 +215,7 @@ class CudaBackend final : public Backend {
   };
   void save_logprobs(Outstanding& o) const;
   void ensure_sample_scratch(int vocab);
+  size_t last_pick_rows_ = 0;  // rows of the newest pick (fed picks index them)
   std::deque<Outstanding> outstanding_;
   cudaEvent_t pick_done_[2] = {nullptr, nullptr};
   int pick_slot_ = 0;

@@ -294,6 +294,9 @@ void CudaBackend::ensure_id_buffers(size_t rows) {
       save_logprobs(o);
       o.saved = true;
     }
+  // The newest pick's tokens move along: the next step's edits may still take them (fed picks).
+  int32_t* ids = static_cast<int32_t*>(device_alloc(std::max<size_t>(rows, 256) * 4, "argmax results"));
+  if (ids_device_) check_cuda(cudaMemcpy(ids, ids_device_, ids_capacity_ * 4, cudaMemcpyDeviceToDevice), "id buffers");
   for (void* p : {static_cast<void*>(ids_device_), static_cast<void*>(argmax_scratch_),
                   static_cast<void*>(picks_device_), static_cast<void*>(lp_device_)})
     if (p) cudaFree(p);
@@ -301,7 +304,7 @@ void CudaBackend::ensure_id_buffers(size_t rows) {
   if (picks_host_) cudaFreeHost(picks_host_);
   if (lp_host_) cudaFreeHost(lp_host_);
   ids_capacity_ = std::max<size_t>(rows, 256);
-  ids_device_ = static_cast<int32_t*>(device_alloc(ids_capacity_ * 4, "argmax results"));
+  ids_device_ = ids;
   argmax_scratch_ = static_cast<float2*>(device_alloc(ids_capacity_ * cuda::kArgmaxSlices * sizeof(float2), "argmax scratch"));
   picks_device_ = static_cast<cuda::SampleRow*>(device_alloc(ids_capacity_ * sizeof(cuda::SampleRow), "sampling parameters"));
   check_cuda(cudaMallocHost(&ids_host_, 2 * ids_capacity_ * 4), "pinned argmax results");
@@ -341,12 +344,21 @@ void CudaBackend::ensure_edit_buffers(size_t edits) {
   check_cuda(cudaMallocHost(&edits_host_, 2 * edits_capacity_ * sizeof(cuda::EditRow)), "pinned logit edits");
 }
 
+namespace {
+
+// Whether a fed pick's pending token changes its edits (a penalty applies).
+bool penalises_fed(const TokenPick& p) {
+  return p.fed >= 0 && (p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f);
+}
+
+}  // namespace
+
 void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> picks) {
   flush_decode();
   const size_t n = logits.ndim == 2 ? static_cast<size_t>(logits.dim(0)) : 0;
   if (logits.ndim != 2 || logits.dtype != DType::F32 || (!picks.empty() && picks.size() != n))
     fail("start_pick: logits must be f32 [rows, vocab] with no TokenPick or one per row");
-  size_t edits = 0;
+  size_t edits = 0, extras = 0;
   bool logprobs = false;
   for (const TokenPick& p : picks) {
     if (!(p.uniform >= 0.0f && p.uniform < 1.0f) || !(p.temperature >= 0.0f) || !(p.top_p > 0.0f && p.top_p <= 1.0f))
@@ -355,12 +367,16 @@ void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> pi
     if (p.logprobs > kMaxPickLogprobs) fail("sample: at most {} logprobs, asked for {}", kMaxPickLogprobs, p.logprobs);
     for (size_t i = 1; i < p.edits.size(); ++i)
       if (p.edits[i - 1].token >= p.edits[i].token) fail("sample: a TokenPick's edits are not sorted by token");
+    if (p.fed >= static_cast<int32_t>(last_pick_rows_))
+      fail("sample: a pick takes the token of row {} of a pick of {} rows", p.fed, last_pick_rows_);
     edits += p.edits.size();
+    extras += penalises_fed(p) ? 1 : 0;
     logprobs = logprobs || p.logprobs >= 0;
   }
   if (outstanding_.size() >= 2) fail("start_pick: two picks are already outstanding");
   ensure_id_buffers(n);
-  ensure_edit_buffers(edits);
+  ensure_edit_buffers(edits + extras);
+  last_pick_rows_ = n;
   // Slots alternate; the one taken now served the pick before the
   // outstanding one, which was collected (its copies are done).
   const int slot = pick_slot_;
@@ -370,24 +386,41 @@ void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> pi
   } else {
     cuda::SampleRow* rows = picks_host_ + slot * ids_capacity_;
     cuda::EditRow* e = edits_host_ + slot * edits_capacity_;
+    // The picks' edits sorted by (row, token), then one spare per fed row
+    // with penalties (for its pending token, if that has no edit yet).
+    int32_t extra = static_cast<int32_t>(edits);
     for (size_t i = 0; i < n; ++i) {
       const TokenPick& p = picks[i];
-      rows[i] = cuda::SampleRow{p.temperature, p.top_k, p.top_p, p.min_p, p.uniform, p.logprobs};
-      for (const LogitEdit& x : p.edits)
-        *e++ = cuda::EditRow{static_cast<int32_t>(i), x.token, x.bias, x.repetition, x.subtract, x.mask ? 1 : 0};
+      const int32_t row = static_cast<int32_t>(i);
+      cuda::SampleRow& sr = rows[i];
+      sr = cuda::SampleRow{p.temperature, p.top_k, p.top_p, p.min_p, p.uniform, p.logprobs, p.fed, -1, 1, 0, 0};
+      sr.repetition = p.repetition_penalty;
+      sr.frequency = p.frequency_penalty;
+      sr.presence = p.presence_penalty;
+      if (penalises_fed(p)) {
+        sr.extra = extra;
+        e[extra++] = cuda::EditRow{row, -1, 0.0f, 1.0f, 0.0f, 0, 0};
+      }
     }
+    for (size_t i = 0; i < n; ++i)
+      for (const LogitEdit& x : picks[i].edits)
+        *e++ =
+            cuda::EditRow{static_cast<int32_t>(i), x.token, x.bias, x.repetition, x.subtract, x.mask ? 1 : 0, x.count};
+    const size_t all_edits = edits + extras;
     check_cuda(cudaMemcpyAsync(picks_device_, rows, n * sizeof(cuda::SampleRow), cudaMemcpyHostToDevice, stream_),
                "sample");
     ensure_sample_scratch(as_int(logits.dim(1)));
     if (logprobs)  // of the raw logits, before the edits
       cuda::logprob_stats(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), picks_device_, lp_device_,
                           sample_scratch_, stream_);
-    if (edits > 0) {
-      check_cuda(cudaMemcpyAsync(edits_device_, edits_host_ + slot * edits_capacity_, edits * sizeof(cuda::EditRow),
+    if (all_edits > 0) {
+      check_cuda(cudaMemcpyAsync(edits_device_, edits_host_ + slot * edits_capacity_, all_edits * sizeof(cuda::EditRow),
                                  cudaMemcpyHostToDevice, stream_),
                  "logit edits");
+      // ids_device_ still holds the pick before (this pick overwrites it below).
+      if (extras > 0) cuda::feed_edits(picks_device_, as_int(n), ids_device_, edits_device_, as_int(edits), stream_);
       // The rows are the step's own logits, read by nothing after the pick.
-      cuda::edit_logits(static_cast<float*>(logits.data), as_int(logits.dim(1)), edits_device_, as_int(edits),
+      cuda::edit_logits(static_cast<float*>(logits.data), as_int(logits.dim(1)), edits_device_, as_int(all_edits),
                         edits_raw_, stream_);
     }
     cuda::sample(logits.as<const float>(), as_int(n), as_int(logits.dim(1)), picks_device_, ids_device_,

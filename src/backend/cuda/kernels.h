@@ -112,6 +112,10 @@ struct SampleRow {
   int32_t top_k;
   float top_p, min_p, uniform;
   int32_t logprobs;  // -1: none; n >= 0: log Z, the pick's and the top n (at most kMaxLogprobs)
+  // fed >= 0: the previous pick's token of row `fed` joins this row's
+  // output; its edit (found, or edits[extra]) takes these penalties.
+  int32_t fed, extra;
+  float repetition, frequency, presence;
 };
 constexpr int kMaxLogprobs = 20;
 // Per row: log Z, the picked token's log-probability, then (token bits,
@@ -121,8 +125,13 @@ constexpr int kLogprobStride = 2 + 2 * kMaxLogprobs;
 struct EditRow {
   int32_t row, token;
   float bias, repetition, subtract;
-  int32_t mask;
+  int32_t mask, count;
 };
+// Adds each fed row's pending token (picks[r].fed: its row in prev_ids) to
+// its edits: the edit of (row, token) among the first `sorted` edits
+// (sorted by (row, token)), else edits[picks[r].extra], takes the row's
+// penalties for one more occurrence. Before edit_logits.
+void feed_edits(const SampleRow* picks, int rows, const int32_t* prev_ids, EditRow* edits, int sorted, cudaStream_t s);
 // Applies n edits to logits [rows, vocab] in place (at most one per (row,
 // token); tokens outside [0, vocab) are skipped), as apply_logit_edits;
 // raw[i] gets edit i's logit before it.
@@ -136,7 +145,7 @@ void logprob_stats(const float* logits, int rows, int vocab, const SampleRow* pi
 // logit taken from before the edits (the n_edits edits sorted by (row,
 // token), with edit_logits' raw).
 void logprob_chosen(const float* logits, int rows, int vocab, const SampleRow* picks, const int32_t* ids,
-                    const EditRow* edits, const float* raw, int n_edits, float* lp, cudaStream_t s);
+                    const EditRow* edits, const float* raw, int sorted, float* lp, cudaStream_t s);
 // out[i] = the token picks[i] draws from logits[i, :] (see TokenPick), with
 // `scratch` of sample_scratch_bytes(vocab) bytes (any number of rows).
 size_t sample_scratch_bytes(int vocab);

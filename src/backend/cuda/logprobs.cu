@@ -148,22 +148,20 @@ __global__ void __launch_bounds__(kPickThreads)
 }
 
 // The picked tokens' log-probabilities: their logit before the edits (an
-// edited token's is in raw[], the edits sorted by (row, token)) less log Z.
+// edited token's is in raw[]: the first `sorted` edits sorted by (row,
+// token), then a fed row's extra one) less log Z.
 __global__ void lp_chosen_kernel(const float* logits, int rows, int vocab, const SampleRow* picks, const int32_t* ids,
-                                 const EditRow* edits, const float* raw, int n_edits, float* lp) {
+                                 const EditRow* edits, const float* raw, int sorted, float* lp) {
   const int r = blockIdx.x * blockDim.x + threadIdx.x;
   if (r >= rows || picks[r].logprobs < 0) return;
   const int32_t t = ids[r];
   float v = logits[static_cast<int64_t>(r) * vocab + t];
-  int lo = 0, hi = n_edits;  // the first edit at or after (r, t)
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (edits[mid].row < r || (edits[mid].row == r && edits[mid].token < t))
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  if (lo < n_edits && edits[lo].row == r && edits[lo].token == t) v = raw[lo];
+  const int i = find_edit(edits, sorted, r, t);
+  const int extra = picks[r].extra;
+  if (i < sorted && edits[i].row == r && edits[i].token == t)
+    v = raw[i];
+  else if (extra >= 0 && edits[extra].token == t)
+    v = raw[extra];
   float* out = lp + static_cast<int64_t>(r) * kLogprobStride;
   out[1] = v - out[0];
 }
@@ -186,9 +184,9 @@ void logprob_stats(const float* logits, int rows, int vocab, const SampleRow* pi
 }
 
 void logprob_chosen(const float* logits, int rows, int vocab, const SampleRow* picks, const int32_t* ids,
-                    const EditRow* edits, const float* raw, int n_edits, float* lp, cudaStream_t s) {
+                    const EditRow* edits, const float* raw, int sorted, float* lp, cudaStream_t s) {
   if (rows == 0) return;
-  lp_chosen_kernel<<<(rows + 127) / 128, 128, 0, s>>>(logits, rows, vocab, picks, ids, edits, raw, n_edits, lp);
+  lp_chosen_kernel<<<(rows + 127) / 128, 128, 0, s>>>(logits, rows, vocab, picks, ids, edits, raw, sorted, lp);
 }
 
 }  // namespace nativelm::cuda

@@ -408,6 +408,27 @@ __global__ void __launch_bounds__(kPickThreads)
   if (threadIdx.x == 0) out[r] = pick;
 }
 
+__global__ void feed_edits_kernel(const SampleRow* picks, int rows, const int32_t* prev_ids, EditRow* edits,
+                                  int sorted) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= rows) return;
+  const SampleRow p = picks[r];
+  if (p.fed < 0 || p.extra < 0) return;
+  const int32_t t = prev_ids[p.fed];
+  const int i = find_edit(edits, sorted, r, t);
+  EditRow* e = edits + p.extra;
+  if (i < sorted && edits[i].row == r && edits[i].token == t)
+    e = edits + i;
+  else
+    *e = EditRow{r, t, 0.0f, 1.0f, 0.0f, 0, 0};
+  // The host's rule for a token now in the output count + 1 times.
+  if (p.repetition != 1.0f) e->repetition = p.repetition;
+  if (p.frequency != 0.0f || p.presence != 0.0f) {
+    e->count += 1;
+    e->subtract = __fmaf_rn(p.frequency, static_cast<float>(e->count), p.presence);
+  }
+}
+
 __global__ void edit_kernel(float* logits, int vocab, const EditRow* edits, int n, float* raw) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -424,6 +445,11 @@ __global__ void edit_kernel(float* logits, int vocab, const EditRow* edits, int 
 }
 
 }  // namespace
+
+void feed_edits(const SampleRow* picks, int rows, const int32_t* prev_ids, EditRow* edits, int sorted, cudaStream_t s) {
+  if (rows == 0) return;
+  feed_edits_kernel<<<(rows + 127) / 128, 128, 0, s>>>(picks, rows, prev_ids, edits, sorted);
+}
 
 void edit_logits(float* logits, int vocab, const EditRow* edits, int n, float* raw, cudaStream_t s) {
   if (n == 0) return;

@@ -131,6 +131,19 @@ __device__ __forceinline__ float kth_largest(const float* v, int n, int k) {
   return found;
 }
 
+// The first of the n edits (sorted by (row, token)) at or after (r, t).
+__device__ __forceinline__ int find_edit(const EditRow* edits, int n, int r, int t) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (edits[mid].row < r || (edits[mid].row == r && edits[mid].token < t))
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 // Exclusive prefix sums of one value per thread over the block (warp scans,
 // then the warps' totals; a fixed order, so the same bits every time);
 // `total` gets the sum.

@@ -172,15 +172,12 @@ void logprob_stats(const float* logits, int rows, int vocab, const SampleRow* pi
                    cudaStream_t s) {
   const Geometry g = geometry(vocab);
   const Scratch sc = carve(scratch, vocab);
-  for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
-    const int n = std::min(kChunkRows, rows - r0);
-    const float* l = logits + static_cast<int64_t>(r0) * vocab;
-    const dim3 grid(g.slices, n);
+  for_each_chunk(logits, rows, vocab, g, [&](int r0, int n, const float* l, dim3 grid) {
     lp_stats_kernel<<<grid, kSliceThreads, 0, s>>>(l, vocab, picks + r0, g, sc);
     lp_select_kernel<<<grid, kSliceThreads, 0, s>>>(l, vocab, picks + r0, g, sc);
     lp_top_kernel<<<n, kPickThreads, 0, s>>>(l, vocab, picks + r0, g, sc,
                                              lp + static_cast<int64_t>(r0) * kLogprobStride);
-  }
+  });
 }
 
 void logprob_chosen(const float* logits, int rows, int vocab, const SampleRow* picks, const int32_t* ids,

@@ -462,15 +462,12 @@ void sample(const float* logits, int rows, int vocab, const SampleRow* picks, in
             cudaStream_t s) {
   const Geometry g = geometry(vocab);
   const Scratch sc = carve(scratch, vocab);
-  for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
-    const int n = std::min(kChunkRows, rows - r0);
-    const float* l = logits + static_cast<int64_t>(r0) * vocab;
-    const dim3 grid(g.slices, n);
+  for_each_chunk(logits, rows, vocab, g, [&](int r0, int n, const float* l, dim3 grid) {
     slice_stats_kernel<<<grid, kSliceThreads, 0, s>>>(l, vocab, g, sc);
     slice_histogram_kernel<<<grid, kSliceThreads, 0, s>>>(l, vocab, picks + r0, g, sc);
     slice_select_kernel<<<grid, kSliceThreads, 0, s>>>(l, vocab, picks + r0, g, sc);
     pick_kernel<<<n, kPickThreads, 0, s>>>(l, vocab, picks + r0, g, sc, out + r0);
-  }
+  });
 }
 
 }  // namespace nativelm::cuda

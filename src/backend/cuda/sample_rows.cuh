@@ -62,6 +62,17 @@ inline Scratch carve(void* base, int vocab) {
   return sc;
 }
 
+// Calls f(r0, n, l, grid) for each chunk of at most kChunkRows rows (the
+// scratch holds one chunk's results): rows [r0, r0 + n), l their logits,
+// grid one block per (slice, row).
+template <class F>
+void for_each_chunk(const float* logits, int rows, int vocab, Geometry g, const F& f) {
+  for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
+    const int n = std::min(kChunkRows, rows - r0);
+    f(r0, n, logits + static_cast<int64_t>(r0) * vocab, dim3(g.slices, n));
+  }
+}
+
 inline size_t scratch_bytes(int vocab) {
   const Geometry g = geometry(vocab);
   const size_t slices = static_cast<size_t>(kChunkRows) * g.slices;

@@ -194,6 +194,7 @@ class CudaBackend final : public Backend {
   // NATIVELM_DECODE_HOLD=0 and NATIVELM_DECODE_INFLIGHT=BYTES for comparisons.
   bool decode_hold_ = true;
   uint32_t decode_inflight_ = 32u << 10;  // bytes a block of the decode kernel may have in flight
+  int32_t decode_min_chunk_ = 16;         // attention positions per chunk at least (decode kernel)
   int64_t decode_programs_ = 0;
   // NATIVELM_DECODE_TRACE=FILE: each eagerly run program's phase timestamps
   // are written to FILE (the last program wins), for profiling.

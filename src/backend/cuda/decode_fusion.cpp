@@ -51,6 +51,8 @@ void CudaBackend::init_decode_fusion() {
   if (const char* v = std::getenv("NATIVELM_DECODE_HOLD")) decode_hold_ = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("NATIVELM_DECODE_INFLIGHT"); v && std::atol(v) > 0)
     decode_inflight_ = static_cast<uint32_t>(std::min(std::atol(v), 1L << 30));
+  if (const char* v = std::getenv("NATIVELM_DECODE_MIN_CHUNK"); v && std::atol(v) > 0)
+    decode_min_chunk_ = static_cast<int32_t>(std::min(std::atol(v), 1L << 20));
   constexpr size_t kBarrierBytes = cuda::kBarrierWords * sizeof(uint32_t);
   decode_barrier_ = static_cast<uint32_t*>(device_alloc(kBarrierBytes, "decode kernel barrier"));
   check_cuda(cudaMemset(decode_barrier_, 0, kBarrierBytes), "decode kernel barrier");
@@ -138,6 +140,7 @@ void CudaBackend::flush_decode() {
   p.barrier = decode_barrier_;
   p.inflight_bytes = decode_inflight_;
   p.hold = decode_hold_ ? 1 : 0;
+  p.min_chunk = decode_min_chunk_;
   p.trace = trace_;
   // Emptied whatever the launch does: a failed launch must not leave its ops pending.
   struct Reset {

@@ -31,10 +31,9 @@ constexpr int kInflight = 8;   // loads in flight per block at most
 constexpr int kSubChunk = 64;  // attention positions per load
 constexpr int kMaxGroup = 8;   // query heads per kv head
 constexpr int kMaxHd = 128;
-constexpr int kMinChunk = 16;
 constexpr int kMaxLoadRows = 64;      // weight rows per load
 constexpr int kMaxMergeChunks = 160;  // chunks per (row, kv head)
-constexpr int kXsBudget = 64 << 10;   // input staging: rows * (k + 8) * 2 bytes at most
+constexpr int kXsBudget = 64 << 10;   // input staging: rows * padded(k) * 2 bytes at most
 constexpr int kStageRegs = 8;         // 16-byte input pieces a thread holds while staging (rows * k <= 32K)
 
 // --- geometry: what a block reads for each op ---
@@ -43,11 +42,23 @@ struct GemvSpan {
   int r0, r1, rows_per_load, loads;
 };
 
-// Weight rows and staged input rows lie in shared memory padded by 16 bytes
-// (8 elements): the 8 rows that one tensor-core operand load reads at the
-// same columns then start on 8 different bank groups (unpadded, rows of
-// k * 2 bytes, a multiple of 128, would all hit the same banks).
-__host__ __device__ constexpr int padded(int k) { return k + 8; }
+// Weight rows and staged input rows lie in shared memory 64 bytes apart
+// modulo 128: a 16-byte load is served a quarter warp at a time, and a
+// quarter warp of gemv_rows reads 4 contiguous 16-byte pieces of two rows
+// (g and g + 1), which then fall on the 8 different 16-byte bank groups.
+// With rows a multiple of 128 bytes apart the two rows' pieces collided
+// (measured: the dot products of a 64 KB load took ~1,350 cycles, twice
+// what the shared-memory bandwidth needs).
+__host__ __device__ constexpr int padded(int k) { return k % 64 == 0 ? k + 32 : k; }
+
+// n / d for n, d < 2^16 by a multiply: magic = (2^32 - 1) / d + 1 (one
+// division per op instead of one per use; the integer division is a
+// subroutine of ~25 dependent instructions).
+__device__ __forceinline__ uint32_t div_magic(uint32_t d) { return 0xffffffffu / d + 1; }
+__device__ __forceinline__ int fast_div(int n, uint32_t magic) { return static_cast<int>(__umulhi(n, magic)); }
+
+// log2 of the power of two at or above x (x >= 1).
+__device__ __forceinline__ int ceil_log2(int x) { return 32 - __clz(x - 1); }
 
 __device__ __forceinline__ GemvSpan gemv_span(const DecodeOp& op) {
   GemvSpan s;
@@ -62,12 +73,16 @@ __device__ __forceinline__ GemvSpan gemv_span(const DecodeOp& op) {
 struct AttnItem {
   bool active;
   int row, kvh, chunk, p0, p1, visible, used, page_off, loads;
+  int group;       // query heads per kv head
+  uint32_t by_hd;  // div_magic(head_dim): attention splits thread indices into (head, element)
 };
 
 // Block b takes item b of rows * kv_heads * splits; a decode row sees
 // kv_len positions, the last of them (cached = kv_len - 1) made this step.
 __device__ __forceinline__ AttnItem make_attn_item(const DecodeProgram& p) {
   AttnItem it{};
+  it.group = p.heads / p.kv_heads;
+  it.by_hd = div_magic(p.head_dim);
   const int per_row = p.kv_heads * p.splits, item = blockIdx.x;
   if (item >= p.rows * per_row) return it;
   it.row = item / per_row;
@@ -76,7 +91,7 @@ __device__ __forceinline__ AttnItem make_attn_item(const DecodeProgram& p) {
   const SeqInfo si = p.seqs[p.row_seq[it.row]];
   it.visible = si.kv_len;
   it.page_off = si.page_off;
-  const int chunk = max((it.visible + p.splits - 1) / p.splits, kMinChunk);
+  const int chunk = max((it.visible + p.splits - 1) / p.splits, p.min_chunk);
   it.used = (it.visible + chunk - 1) / chunk;
   if (it.chunk >= it.used) return it;
   it.active = true;
@@ -391,16 +406,17 @@ struct Scratch {
 
 // xs = the input rows as the projection sees them (normalised for the norm
 // modes, rounded as the RMSNorm kernel rounds); read from L2.
-template <class T, int N, int kMode>
-__device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, T* xs, const T* nws, Scratch& sc) {
+template <class T, int N>
+__device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool norm, T* xs, const T* nws, Scratch& sc) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k, pieces = k / 8;
   const T* x = static_cast<const T*>(op.x);
-  if (has_norm(kMode) && pieces % 32 == 0 && rows * pieces <= kStageRegs * kThreads) {
+  if (norm && pieces % 32 == 0 && rows * pieces <= kStageRegs * kThreads) {
     // One trip to L2: each thread keeps its pieces in registers while the
     // row sums are made from per-warp sums (a warp's 32 pieces lie in one
     // row), added in a fixed order so that every run rounds alike.
     const uint4* xv = static_cast<const uint4*>(op.x);
     const int total = rows * pieces;
+    const uint32_t by_pieces = div_magic(pieces);
     uint4 v[kStageRegs];
 #pragma unroll
     for (int r = 0; r < kStageRegs; ++r) {
@@ -418,7 +434,7 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, T* xs,
     for (int r = 0; r < kStageRegs; ++r) {
       const int i = threadIdx.x + r * kThreads;
       if (i >= total) break;
-      const int n = i / pieces, c = i % pieces;
+      const int n = fast_div(i, by_pieces), c = i - n * pieces;
       float ss = 0.0f;
       for (int q = n * pieces; q < (n + 1) * pieces; q += 32) ss += sc.warp_ss[q / kThreads][q % kThreads / 32];
       const float rstd = rsqrtf(ss / static_cast<float>(k) + op.eps);
@@ -426,13 +442,13 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, T* xs,
       T* vt = reinterpret_cast<T*>(&v[r]);
       const T* gt = reinterpret_cast<const T*>(&g);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) vt[e] = from_f<T>(gemv_input<T, kMode>(to_f(vt[e]), to_f(gt[e]), rstd));
+      for (int e = 0; e < 8; ++e) vt[e] = from_f<T>(gemv_input<T, kNorm>(to_f(vt[e]), to_f(gt[e]), rstd));
       reinterpret_cast<uint4*>(xs + n * padded(k))[c] = v[r];
     }
     csync();
     return;
   }
-  if constexpr (has_norm(kMode)) {
+  if (norm) {
     for (int n = warp; n < rows; n += kWarps) {
       float ss = 0.0f;
       for (int c = lane; c < pieces; c += 32) {
@@ -447,12 +463,12 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, T* xs,
   for (int i = threadIdx.x; i < rows * pieces; i += kThreads) {
     const int n = i / pieces, c = i % pieces;
     uint4 v = __ldcg(reinterpret_cast<const uint4*>(x + int64_t{n} * k) + c);
-    if constexpr (has_norm(kMode)) {
+    if (norm) {
       const uint4 g = reinterpret_cast<const uint4*>(nws)[c];
       T* vt = reinterpret_cast<T*>(&v);
       const T* gt = reinterpret_cast<const T*>(&g);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) vt[e] = from_f<T>(gemv_input<T, kMode>(to_f(vt[e]), to_f(gt[e]), sc.rstd[n]));
+      for (int e = 0; e < 8; ++e) vt[e] = from_f<T>(gemv_input<T, kNorm>(to_f(vt[e]), to_f(gt[e]), sc.rstd[n]));
     }
     reinterpret_cast<uint4*>(xs + n * padded(k))[c] = v;
   }
@@ -490,26 +506,36 @@ __device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1
 // of input row g, and feeds them to the two products of a 32-wide chunk as
 // the k pairs the fragment layout gives it there. So every operand is one
 // 16-byte load, no shuffles.
-template <class T, int N, int kMode>
-__device__ __forceinline__ void gemv_rows(const DecodeOp& op, const T* ws, const T* xs, int first, int count, int rows,
-                                          const float* olds, Scratch& sc, unsigned long long* stamps) {
-  constexpr bool kDual = kMode == kNormSwiglu;
+template <class T, int N>
+__device__ __forceinline__ void gemv_rows(const DecodeOp& op, int mode, const T* ws, const T* xs, int first, int count,
+                                          int rows, const float* olds, Scratch& sc, unsigned long long* stamps) {
+  const bool dual = mode == kNormSwiglu;
+  fine_stamp(stamps, 15);
+  // Powers of two throughout: this runs once per load on the critical path
+  // of every op, where each integer division would cost a subroutine call.
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4, stride = padded(op.k);
-  const int vrows = count * (kDual ? 2 : 1), tiles = (vrows + 15) / 16, parts = max(1, kWarps / tiles);
-  if (const int tile = warp / parts; tile < tiles) {
-    const int chunks = op.k / 32, c0 = warp % parts * chunks / parts, c1 = (warp % parts + 1) * chunks / parts;
+  const int vrows = count * (dual ? 2 : 1), tiles = (vrows + 15) / 16;
+  const int log_parts = max(0, 4 - ceil_log2(tiles)), parts = 1 << log_parts;  // kWarps = 16
+  static_assert(kWarps == 16, "parts are kWarps >> ceil_log2(tiles)");
+  if (const int tile = warp >> log_parts; tile < tiles) {
+    const int chunks = op.k / 32, part = warp & (parts - 1);
+    const int c0 = part * chunks >> log_parts, c1 = (part + 1) * chunks >> log_parts;
     const T* wa = ws + min(tile * 16 + g, vrows - 1) * stride + 8 * t;
     const T* wb = ws + min(tile * 16 + g + 8, vrows - 1) * stride + 8 * t;
     const T* xv = xs + min(g, rows - 1) * stride + 8 * t;
-    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    // Two accumulators: consecutive products into one wait for each other.
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}, e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    fine_stamp(stamps, 14);
 #pragma unroll 4
     for (int c = c0; c < c1; ++c) {
       const uint4 a = *reinterpret_cast<const uint4*>(wa + c * 32);
       const uint4 b = *reinterpret_cast<const uint4*>(wb + c * 32);
       const uint4 x = *reinterpret_cast<const uint4*>(xv + c * 32);
       mma16816<T>(d, a.x, b.x, a.y, b.y, x.x, x.y);
-      mma16816<T>(d, a.z, b.z, a.w, b.w, x.z, x.w);
+      mma16816<T>(e, a.z, b.z, a.w, b.w, x.z, x.w);
     }
+#pragma unroll
+    for (int q = 0; q < 4; ++q) d[q] += e[q];
     // d: (row g, input 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
     if (2 * t < N) {
       sc.part[warp][g][2 * t] = d[0];
@@ -524,46 +550,63 @@ __device__ __forceinline__ void gemv_rows(const DecodeOp& op, const T* ws, const
   csync();
   fine_stamp(stamps, 11);
   const auto sum = [&](int vr, int n) {
-    const float* at = &sc.part[vr / 16 * parts][vr % 16][n];
+    const float* at = &sc.part[(vr / 16) << log_parts][vr % 16][n];
     float v = 0.0f;
     for (int q = 0; q < parts; ++q) v += at[q * 16 * kMaxDecodeRows];
     return v;
   };
-  for (int i = threadIdx.x; i < count * rows; i += kThreads) {
-    const int r = i / rows, n = i % rows, row = first + r;
-    const float gate = sum(r, n), up = kDual ? sum(count + r, n) : 0.0f;
+  // A thread per (row, input row), over N input rows (a power of two) so
+  // that the split is a shift; rows past `rows` have no output.
+  if (const int r = threadIdx.x / N, n = threadIdx.x % N; r < count && n < rows) {
+    static_assert(kMaxLoadRows * kMaxDecodeRows <= kThreads, "a thread per output of a load");
+    const int row = first + r;
+    const float gate = sum(r, n), up = dual ? sum(count + r, n) : 0.0f;
     T* o = static_cast<T*>(op.out) + int64_t{n} * op.m + row;
-    const float old = kMode != kAdd ? 0.0f : olds ? olds[i] : to_f(__ldcg(o));
-    *o = from_f<T>(gemv_value<T, kMode>(gate, up, static_cast<const T*>(op.bias), row, op.m, old));
+    const T* bias = static_cast<const T*>(op.bias);
+    float v;
+    if (mode == kAdd) {
+      v = gemv_value<T, kAdd>(gate, up, bias, row, op.m, olds ? olds[threadIdx.x] : to_f(__ldcg(o)));
+    } else if (dual) {
+      v = gemv_value<T, kNormSwiglu>(gate, up, bias, row, op.m, 0.0f);
+    } else {
+      v = gemv_value<T, kNorm>(gate, up, bias, row, op.m, 0.0f);
+    }
+    *o = from_f<T>(v);
   }
   fine_stamp(stamps, 12);
 }
 
-template <class T, int N, int kMode>
+// One copy for the three modes (a runtime mode; one call site): each op runs code the
+// op before it ran, and finds it in the instruction cache. A copy per mode
+// (templates) missed there at every op: ~2,000 cycles of fetch stalls in an
+// op's first pass, against ~1,700 for its whole second pass.
+template <class T, int N>
 __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& ring, T* xs, Scratch& sc) {
   const DecodeOp& op = p.ops[i];
+  const int mode = op.kind == kOpGemvNorm ? kNorm : op.kind == kOpGemvNormSwiglu ? kNormSwiglu : kAdd;
+  const bool norm = mode != kAdd;
   const GemvSpan& s = ring.spans[i];
   if (s.loads == 0) return;
   // kAdd: the residual values the outputs add to are fetched with the
   // input, not one more trip to L2 at the end.
-  const int outs = (s.r1 - s.r0) * p.rows;
-  const bool pre = kMode == kAdd && outs <= kThreads;
+  // (thread r * N + n: row s.r0 + r, input row n, as gemv_rows splits them.)
+  const int outs = (s.r1 - s.r0) * N, r = threadIdx.x / N, n = threadIdx.x % N;
+  const bool pre = mode == kAdd && outs <= kThreads;
   float old = 0.0f;
-  if (pre && threadIdx.x < outs)
-    old = to_f(
-        __ldcg(static_cast<const T*>(op.out) + int64_t{threadIdx.x % p.rows} * op.m + s.r0 + threadIdx.x / p.rows));
+  if (pre && threadIdx.x < outs && n < p.rows)
+    old = to_f(__ldcg(static_cast<const T*>(op.out) + int64_t{n} * op.m + s.r0 + r));
   // The first load starts with the norm weights.
   const unsigned char* first_load = front(ring);
   const T* nws = reinterpret_cast<const T*>(first_load);
-  stage_input<T, N, kMode>(op, p.rows, xs, nws, sc);
+  stage_input<T, N>(op, p.rows, norm, xs, nws, sc);
   if (pre && threadIdx.x < outs) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
   trace_stamp(p, i, 1);
   release_producer(p, ring);
   for (int j = 0; j < s.loads; ++j) {
-    const T* ws = reinterpret_cast<const T*>(j == 0 ? first_load + (has_norm(kMode) ? op.k * 2 : 0) : front(ring));
+    const T* ws = reinterpret_cast<const T*>(j == 0 ? first_load + (norm ? op.k * 2 : 0) : front(ring));
     const int first = s.r0 + j * s.rows_per_load;
-    gemv_rows<T, N, kMode>(op, ws, xs, first, min(s.rows_per_load, s.r1 - first), p.rows,
-                           pre ? sc.old + (first - s.r0) * p.rows : nullptr, sc, j == 0 ? ring.op_stamps : nullptr);
+    gemv_rows<T, N>(op, mode, ws, xs, first, min(s.rows_per_load, s.r1 - first), p.rows,
+                           pre ? sc.old + (first - s.r0) * N : nullptr, sc, j == 0 ? ring.op_stamps : nullptr);
     if (j == s.loads - 1) hold_producer(p, ring);
     pop(ring);
     if (j == 0) fine_stamp(ring.op_stamps, 13);
@@ -578,8 +621,7 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
 template <class T>
 __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
                                              const T* q_norm, const T* k_norm, Scratch& sc, T* fresh_k, T* fresh_v) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim;
-  const int group = p.heads / p.kv_heads;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim, group = it.group;
   const bool fresh_here = it.p1 == it.visible;
   const T* src = static_cast<const T*>(op.x) + int64_t{it.row} * (p.heads + 2 * p.kv_heads) * hd;
   Rotary rot;
@@ -618,10 +660,10 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
 // One load's positions: scores (a warp per position), the online softmax
 // step (a warp per head), then P V (a thread per (head, element)).
 template <class T>
-__device__ __forceinline__ void attn_step(const DecodeProgram& p, const T* kv, int count, int cached, const T* fresh_k,
-                                          const T* fresh_v, Scratch& sc, float (&acc)[2]) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim;
-  const int group = p.heads / p.kv_heads;
+__device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem& it, const T* kv, int count, int cached,
+                                          const T* fresh_k, const T* fresh_v, Scratch& sc, float (&acc)[2],
+                                          unsigned long long* stamps) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim, group = it.group;
   const T* ks = kv;
   const T* vs = kv + cached * hd;
   for (int i = warp; i < count; i += kWarps) {
@@ -638,6 +680,7 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const T* kv, i
       if (lane == 0) sc.score[g][i] = s;
     }
   }
+  fine_stamp(stamps, 13);
   csync();
   if (warp < group) {
     const int g = warp;
@@ -657,13 +700,22 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const T* kv, i
     }
   }
   csync();
+  fine_stamp(stamps, 14);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int t = threadIdx.x + h * kThreads, g = t / hd, d = t % hd;
+    const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
     if (g >= group) break;
-    float a = acc[h] * sc.corr[g];
-    for (int i = 0; i < count; ++i) a += sc.score[g][i] * to_f(i < cached ? vs[i * hd + d] : fresh_v[d]);
-    acc[h] = a;
+    // Two sums: one chain of dependent adds would wait on each load in turn.
+    const float* sg = sc.score[g];
+    float a = acc[h] * sc.corr[g], b = 0.0f;
+    int i = 0;
+#pragma unroll 2
+    for (; i + 1 < cached; i += 2) {
+      a += sg[i] * to_f(vs[i * hd + d]);
+      b += sg[i + 1] * to_f(vs[(i + 1) * hd + d]);
+    }
+    for (; i < count; ++i) a += sg[i] * to_f(i < cached ? vs[i * hd + d] : fresh_v[d]);
+    acc[h] = a + b;
   }
 }
 
@@ -673,12 +725,12 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const T* kv, i
 template <class T>
 __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const DecodeOp& op, int op_index,
                                             const AttnItem& it, Scratch& sc, const float (&acc)[2]) {
-  const int hd = p.head_dim, group = p.heads / p.kv_heads;
+  const int hd = p.head_dim, group = it.group;
   T* out = static_cast<T*>(op.out) + int64_t{it.row} * p.heads * hd + it.kvh * group * hd;
   if (it.used == 1) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int t = threadIdx.x + h * kThreads, g = t / hd, d = t % hd;
+      const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
       if (g < group) out[g * hd + d] = from_f<T>(acc[h] / sc.l[g]);
     }
     return;
@@ -687,7 +739,7 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   float* base = p.partial + (int64_t{it.row} * p.heads + it.kvh * group) * p.splits * stride;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int t = threadIdx.x + h * kThreads, g = t / hd, d = t % hd;
+    const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
     if (g >= group) break;
     float* part = base + (int64_t{g} * p.splits + it.chunk) * stride;
     if (d == 0) {
@@ -712,7 +764,7 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   constexpr int kBatch = 8;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int t = threadIdx.x + h * kThreads, g = t / hd, d = t % hd;
+    const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
     if (g >= group) break;
     const float* part = base + int64_t{g} * p.splits * stride;
     float mx = -INFINITY, l = 0.0f, val = 0.0f;
@@ -769,7 +821,7 @@ __device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_inde
     attn_sub(it, j, q0, q1, cached);
     const T* kv =
         j == 0 ? reinterpret_cast<const T*>(first_load) + 2 * p.head_dim : reinterpret_cast<const T*>(front(ring));
-    attn_step<T>(p, kv, q1 - q0, cached, fresh_k, fresh_v, sc, acc);
+    attn_step<T>(p, it, kv, q1 - q0, cached, fresh_k, fresh_v, sc, acc, j == 0 ? ring.op_stamps : nullptr);
     if (j == 0) fine_stamp(ring.op_stamps, 10);
     if (j == it.loads - 1) hold_producer(p, ring);
     pop(ring);
@@ -832,19 +884,10 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     if (i > 0) grid_barrier(p.barrier, passes, trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr);
     trace_stamp(p, i, 0);
     ring.op_stamps = trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr;
-    switch (p.ops[i].kind) {
-      case kOpGemvNorm:
-        gemv_op<T, N, kNorm>(p, i, ring, xs, sc);
-        break;
-      case kOpGemvNormSwiglu:
-        gemv_op<T, N, kNormSwiglu>(p, i, ring, xs, sc);
-        break;
-      case kOpGemvAdd:
-        gemv_op<T, N, kAdd>(p, i, ring, xs, sc);
-        break;
-      default:
-        attention_op<T>(p, i, ring, sc, fresh);
-        break;
+    if (p.ops[i].kind == kOpAttention) {
+      attention_op<T>(p, i, ring, sc, fresh);
+    } else {
+      gemv_op<T, N>(p, i, ring, xs, sc);
     }
     trace_stamp(p, i, 2);
     if (trace && threadIdx.x == 0) trace[int64_t{i} * gridDim.x * kTraceStamps + 6] = ring.waited;

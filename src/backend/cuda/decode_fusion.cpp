@@ -28,16 +28,17 @@ void CudaBackend::init_decode_fusion() {
   // The kernel streams with the bulk-copy engine of sm_90 (Hopper) and newer.
   fuse_decode_ = major >= 9 && cooperative != 0;
   // Measured on an H100 (docs/benchmarks.md, Qwen3-0.6B, decode tok/s against
-  // kernel by kernel): the program wins from 3 rows (+16% at 3, +12% at 4,
-  // +66% at 8 with 60 positions) while the longest sequence is short for the
-  // rows it has (8 rows: +57% at 256 positions, +24% at 1024, even at 2048,
-  // -16% at 4000; 4 rows: +2% at 512, -3% at 1024): its attention gives each
-  // (row, kv head) a fixed share of the blocks, so few rows with long
-  // sequences leave it waiting on a few blocks' K/V. At 1 and 2 rows it
-  // loses (-9%, -5%): each op pays its L2 round trips and a grid barrier in
-  // turn, more than the kernel boundaries it saves. NATIVELM_DECODE_KERNEL=0
-  // turns it off, =all uses it for every decode step it can serve.
-  decode_min_rows_ = 3;
+  // kernel by kernel, 2026-11-23): the program wins from 2 rows (+2% at 2 rows
+  // with 60 positions, +8% with 232; +17% at 3, +15% at 4, +84% at 8) while
+  // the longest sequence is short for the rows it has (2 rows: even at 432
+  // positions, -8% at 832; 3 rows: -4% at 632; 4 rows: -3% at 800; 8 rows:
+  // +9% at 2080, -5% at 3032, -12% at 4032): its attention gives each (row,
+  // kv head) a fixed share of the blocks, so few rows with long sequences
+  // leave it waiting on a few blocks' K/V. At 1 row it loses (-3%): each op
+  // pays its L2 round trips and a grid barrier in turn, more than the kernel
+  // boundaries it saves. NATIVELM_DECODE_KERNEL=0 turns it off, =all uses it
+  // for every decode step it can serve.
+  decode_min_rows_ = 2;
   decode_context_per_row_ = 192;
   if (const char* v = std::getenv("NATIVELM_DECODE_KERNEL")) {
     if (std::strcmp(v, "0") == 0) fuse_decode_ = false;

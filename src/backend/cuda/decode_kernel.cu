@@ -606,7 +606,7 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
     const T* ws = reinterpret_cast<const T*>(j == 0 ? first_load + (norm ? op.k * 2 : 0) : front(ring));
     const int first = s.r0 + j * s.rows_per_load;
     gemv_rows<T, N>(op, mode, ws, xs, first, min(s.rows_per_load, s.r1 - first), p.rows,
-                           pre ? sc.old + (first - s.r0) * N : nullptr, sc, j == 0 ? ring.op_stamps : nullptr);
+                    pre ? sc.old + (first - s.r0) * N : nullptr, sc, j == 0 ? ring.op_stamps : nullptr);
     if (j == s.loads - 1) hold_producer(p, ring);
     pop(ring);
     if (j == 0) fine_stamp(ring.op_stamps, 13);
@@ -660,8 +660,8 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
 // One load's positions: scores (a warp per position), the online softmax
 // step (a warp per head), then P V (a thread per (head, element)).
 template <class T>
-__device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem& it, const T* kv, int count, int cached,
-                                          const T* fresh_k, const T* fresh_v, Scratch& sc, float (&acc)[2],
+__device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem& it, const T* kv, int count,
+                                          int cached, const T* fresh_k, const T* fresh_v, Scratch& sc, float (&acc)[2],
                                           unsigned long long* stamps) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim, group = it.group;
   const T* ks = kv;

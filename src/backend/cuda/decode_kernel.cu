@@ -552,7 +552,10 @@ __device__ __forceinline__ void gemv_rows(const DecodeOp& op, int mode, const T*
   const auto sum = [&](int vr, int n) {
     const float* at = &sc.part[(vr / 16) << log_parts][vr % 16][n];
     float v = 0.0f;
-    for (int q = 0; q < parts; ++q) v += at[q * 16 * kMaxDecodeRows];
+    // Unrolled to kWarps with the tail predicated off: the loads go out together.
+#pragma unroll
+    for (int q = 0; q < kWarps; ++q)
+      if (q < parts) v += at[q * 16 * kMaxDecodeRows];
     return v;
   };
   // A thread per (row, input row), over N input rows (a power of two) so

@@ -233,6 +233,9 @@ class Backend {
   // Whether sample() runs where the logits are (then schedulers prefer it to
   // copying logits back for sampled requests).
   virtual bool samples_on_device() const { return false; }
+  // Sets aside what picks over `vocab` logits need, before a KV pool sized by
+  // available_memory() takes the rest.
+  virtual void prepare_sampling(int32_t vocab) { (void)vocab; }
 
   // --- picks that do not wait (the overlap scheduler) ---
   // Starts picking each row's next token as argmax() (picks empty) or

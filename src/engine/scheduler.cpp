@@ -80,6 +80,7 @@ int64_t pool_tokens(LoadedModel& m, const SchedulerOptions& o, int64_t bytes_per
 }  // namespace
 
 Scheduler::Scheduler(LoadedModel& model, const SchedulerOptions& options) : model_(model), options_(options) {
+  model.backend->prepare_sampling(model.config.vocab_size);
   KvPoolShape shape{model.config.num_layers, model.config.kv_dim(), model.model->kv_dtype(), options.page_size, 0};
   const int64_t tokens = pool_tokens(model, options, shape.bytes_per_token());
   if (tokens < options.page_size) fail("not enough memory for the KV cache ({} tokens fit)", tokens);

@@ -36,6 +36,7 @@ class CudaBackend final : public Backend {
   void copy_to_host(const Tensor& src, void* dst) override;
   void copy_from_host(const void* src, Tensor& dst) override;
   void synchronize() override;
+  void prepare_sampling(int32_t vocab) override;
   int64_t available_memory() const override;
 
   void begin_step(const StepInputs& inputs) override;

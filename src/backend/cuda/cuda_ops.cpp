@@ -10,6 +10,7 @@
 #include "backend/cuda/decode_program.h"
 #include "backend/cuda/gemm.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace nativelm {
 
@@ -441,6 +442,12 @@ void CudaBackend::start_pick(const Tensor& logits, std::span<const TokenPick> pi
   if (logprobs)
     for (const TokenPick& p : picks) o.lp_top.push_back(p.logprobs < 0 ? -1 : std::min(p.logprobs, kMaxPickLogprobs));
   outstanding_.push_back(std::move(o));
+}
+
+void CudaBackend::prepare_sampling(int32_t vocab) {
+  ensure_sample_scratch(vocab);
+  log::info("Sampling scratch: {:.1f} MB for a vocabulary of {}", static_cast<double>(sample_scratch_bytes_) / 1e6,
+            vocab);
 }
 
 void CudaBackend::ensure_sample_scratch(int vocab) {

@@ -407,7 +407,8 @@ struct Scratch {
 // xs = the input rows as the projection sees them (normalised for the norm
 // modes, rounded as the RMSNorm kernel rounds); read from L2.
 template <class T, int N>
-__device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool norm, T* xs, const T* nws, Scratch& sc) {
+__device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool norm, uint32_t by_pieces, T* xs,
+                                            const T* nws, Scratch& sc) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k, pieces = k / 8;
   const T* x = static_cast<const T*>(op.x);
   if (norm && pieces % 32 == 0 && rows * pieces <= kStageRegs * kThreads) {
@@ -416,7 +417,6 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     // row), added in a fixed order so that every run rounds alike.
     const uint4* xv = static_cast<const uint4*>(op.x);
     const int total = rows * pieces;
-    const uint32_t by_pieces = div_magic(pieces);
     uint4 v[kStageRegs];
 #pragma unroll
     for (int r = 0; r < kStageRegs; ++r) {
@@ -493,13 +493,43 @@ __device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1
   }
 }
 
-// Rows [first, first + count) of the op from weights ws (shared memory,
-// padded rows; for kNormSwiglu the count gate rows, then the count up rows)
-// against the input rows xs, on the tensor cores: the weight rows are cut
-// into tiles of 16, each tile's k into parts, a warp per (tile, part) sums
-// its part with m16n8k16 products (the input rows are B's 8 columns; padding
-// columns repeat the last row and are dropped), and one thread per (row,
-// input row) adds the parts in a fixed order and stores.
+// Where a thread's operands lie for one load of a GEMV op, from the op's
+// shape alone: made before the grid barrier for an op's first load, so that
+// the op goes from its staged input straight to its products.
+struct RowsPlan {
+  int first, count;  // the load's output rows
+  int wa, wb, xv;    // element offsets of the lane's operands: weight rows g and g + 8 of its tile, input row g
+  int c0, c1;        // its warp's 32-wide chunks of k
+  int log_parts;     // warps per tile, log2
+  bool active;       // its warp has a tile
+};
+
+__device__ __forceinline__ RowsPlan plan_rows(int k, bool dual, int first, int count, int rows) {
+  // Powers of two throughout: an integer division is a subroutine call.
+  static_assert(kWarps == 16, "parts are kWarps >> ceil_log2(tiles)");
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4, stride = padded(k);
+  const int vrows = count * (dual ? 2 : 1), tiles = (vrows + 15) / 16;
+  RowsPlan pl;
+  pl.first = first;
+  pl.count = count;
+  pl.log_parts = max(0, 4 - ceil_log2(max(tiles, 1)));
+  const int tile = warp >> pl.log_parts, part = warp & ((1 << pl.log_parts) - 1), chunks = k / 32;
+  pl.active = tile < tiles;
+  pl.c0 = part * chunks >> pl.log_parts;
+  pl.c1 = (part + 1) * chunks >> pl.log_parts;
+  pl.wa = max(0, min(tile * 16 + g, vrows - 1)) * stride + 8 * t;
+  pl.wb = max(0, min(tile * 16 + g + 8, vrows - 1)) * stride + 8 * t;
+  pl.xv = min(g, rows - 1) * stride + 8 * t;
+  return pl;
+}
+
+// The load's rows of the op from weights ws (shared memory, padded rows; for
+// kNormSwiglu the count gate rows, then the count up rows) against the
+// input rows xs, on the tensor cores: the weight rows are cut into tiles of
+// 16, each tile's k into parts, a warp per (tile, part) sums its part with
+// m16n8k16 products (the input rows are B's 8 columns; padding columns
+// repeat the last row and are dropped), and one thread per (row, input
+// row) adds the parts in a fixed order and stores.
 //
 // A dot product does not care in which order its k are taken, as long as
 // weights and input agree: lane (g, t) loads 8 contiguous k of its rows and
@@ -507,27 +537,21 @@ __device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1
 // the k pairs the fragment layout gives it there. So every operand is one
 // 16-byte load, no shuffles.
 template <class T, int N>
-__device__ __forceinline__ void gemv_rows(const DecodeOp& op, int mode, const T* ws, const T* xs, int first, int count,
+__device__ __forceinline__ void gemv_rows(const DecodeOp& op, int mode, const RowsPlan& pl, const T* ws, const T* xs,
                                           int rows, const float* olds, Scratch& sc, unsigned long long* stamps) {
   const bool dual = mode == kNormSwiglu;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   fine_stamp(stamps, 15);
-  // Powers of two throughout: this runs once per load on the critical path
-  // of every op, where each integer division would cost a subroutine call.
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4, stride = padded(op.k);
-  const int vrows = count * (dual ? 2 : 1), tiles = (vrows + 15) / 16;
-  const int log_parts = max(0, 4 - ceil_log2(tiles)), parts = 1 << log_parts;  // kWarps = 16
-  static_assert(kWarps == 16, "parts are kWarps >> ceil_log2(tiles)");
-  if (const int tile = warp >> log_parts; tile < tiles) {
-    const int chunks = op.k / 32, part = warp & (parts - 1);
-    const int c0 = part * chunks >> log_parts, c1 = (part + 1) * chunks >> log_parts;
-    const T* wa = ws + min(tile * 16 + g, vrows - 1) * stride + 8 * t;
-    const T* wb = ws + min(tile * 16 + g + 8, vrows - 1) * stride + 8 * t;
-    const T* xv = xs + min(g, rows - 1) * stride + 8 * t;
+  const int log_parts = pl.log_parts, parts = 1 << log_parts, count = pl.count;
+  fine_stamp(stamps, 14);
+  if (pl.active) {
+    const T* wa = ws + pl.wa;
+    const T* wb = ws + pl.wb;
+    const T* xv = xs + pl.xv;
     // Two accumulators: consecutive products into one wait for each other.
     float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}, e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    fine_stamp(stamps, 14);
 #pragma unroll 4
-    for (int c = c0; c < c1; ++c) {
+    for (int c = pl.c0; c < pl.c1; ++c) {
       const uint4 a = *reinterpret_cast<const uint4*>(wa + c * 32);
       const uint4 b = *reinterpret_cast<const uint4*>(wb + c * 32);
       const uint4 x = *reinterpret_cast<const uint4*>(xv + c * 32);
@@ -562,7 +586,7 @@ __device__ __forceinline__ void gemv_rows(const DecodeOp& op, int mode, const T*
   // that the split is a shift; rows past `rows` have no output.
   if (const int r = threadIdx.x / N, n = threadIdx.x % N; r < count && n < rows) {
     static_assert(kMaxLoadRows * kMaxDecodeRows <= kThreads, "a thread per output of a load");
-    const int row = first + r;
+    const int row = pl.first + r;
     const float gate = sum(r, n), up = dual ? sum(count + r, n) : 0.0f;
     T* o = static_cast<T*>(op.out) + int64_t{n} * op.m + row;
     const T* bias = static_cast<const T*>(op.bias);
@@ -579,37 +603,62 @@ __device__ __forceinline__ void gemv_rows(const DecodeOp& op, int mode, const T*
   fine_stamp(stamps, 12);
 }
 
+// What a GEMV op can work out before the grid barrier in front of it: the
+// plan of its first load, the input staging's divisor, and for kAdd the
+// residual values its outputs add to (written before an earlier barrier;
+// the op right before must not write them).
+struct GemvPrep {
+  RowsPlan plan;
+  uint32_t by_pieces;
+  float old;
+  bool pre;
+};
+
+template <class T, int N>
+__device__ __forceinline__ GemvPrep gemv_prepare(const DecodeProgram& p, int i, const GemvSpan& s) {
+  const DecodeOp& op = p.ops[i];
+  GemvPrep g;
+  g.by_pieces = div_magic(op.k / 8);
+  g.plan = plan_rows(op.k, op.kind == kOpGemvNormSwiglu, s.r0, min(s.rows_per_load, s.r1 - s.r0), p.rows);
+  // thread r * N + n: row s.r0 + r, input row n, as gemv_rows splits them.
+  const int outs = (s.r1 - s.r0) * N, r = threadIdx.x / N, n = threadIdx.x % N;
+  g.pre = op.kind == kOpGemvAdd && outs <= kThreads;
+  g.old = 0.0f;
+  if (g.pre && i > 0 && p.ops[i - 1].out != op.out && threadIdx.x < outs && n < p.rows)
+    g.old = to_f(__ldcg(static_cast<const T*>(op.out) + int64_t{n} * op.m + s.r0 + r));
+  return g;
+}
+
 // One copy for the three modes (a runtime mode; one call site): each op runs code the
 // op before it ran, and finds it in the instruction cache. A copy per mode
 // (templates) missed there at every op: ~2,000 cycles of fetch stalls in an
 // op's first pass, against ~1,700 for its whole second pass.
 template <class T, int N>
-__device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& ring, T* xs, Scratch& sc) {
+__device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& ring, const GemvPrep& prep, T* xs,
+                                        Scratch& sc) {
   const DecodeOp& op = p.ops[i];
   const int mode = op.kind == kOpGemvNorm ? kNorm : op.kind == kOpGemvNormSwiglu ? kNormSwiglu : kAdd;
   const bool norm = mode != kAdd;
   const GemvSpan& s = ring.spans[i];
   if (s.loads == 0) return;
-  // kAdd: the residual values the outputs add to are fetched with the
-  // input, not one more trip to L2 at the end.
-  // (thread r * N + n: row s.r0 + r, input row n, as gemv_rows splits them.)
   const int outs = (s.r1 - s.r0) * N, r = threadIdx.x / N, n = threadIdx.x % N;
-  const bool pre = mode == kAdd && outs <= kThreads;
-  float old = 0.0f;
-  if (pre && threadIdx.x < outs && n < p.rows)
+  float old = prep.old;
+  if (prep.pre && (i == 0 || p.ops[i - 1].out == op.out) && threadIdx.x < outs && n < p.rows)
     old = to_f(__ldcg(static_cast<const T*>(op.out) + int64_t{n} * op.m + s.r0 + r));
   // The first load starts with the norm weights.
   const unsigned char* first_load = front(ring);
   const T* nws = reinterpret_cast<const T*>(first_load);
-  stage_input<T, N>(op, p.rows, norm, xs, nws, sc);
-  if (pre && threadIdx.x < outs) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
+  stage_input<T, N>(op, p.rows, norm, prep.by_pieces, xs, nws, sc);
+  if (prep.pre && threadIdx.x < outs) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
   trace_stamp(p, i, 1);
   release_producer(p, ring);
   for (int j = 0; j < s.loads; ++j) {
     const T* ws = reinterpret_cast<const T*>(j == 0 ? first_load + (norm ? op.k * 2 : 0) : front(ring));
     const int first = s.r0 + j * s.rows_per_load;
-    gemv_rows<T, N>(op, mode, ws, xs, first, min(s.rows_per_load, s.r1 - first), p.rows,
-                    pre ? sc.old + (first - s.r0) * N : nullptr, sc, j == 0 ? ring.op_stamps : nullptr);
+    const RowsPlan pl =
+        j == 0 ? prep.plan : plan_rows(op.k, mode == kNormSwiglu, first, min(s.rows_per_load, s.r1 - first), p.rows);
+    gemv_rows<T, N>(op, mode, pl, ws, xs, p.rows, prep.pre ? sc.old + (first - s.r0) * N : nullptr, sc,
+                    j == 0 ? ring.op_stamps : nullptr);
     if (j == s.loads - 1) hold_producer(p, ring);
     pop(ring);
     if (j == 0) fine_stamp(ring.op_stamps, 13);
@@ -884,13 +933,16 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   Ring ring{ring_base, ring_bytes, 0, &ring_sh, &item, spans, trace, 0, nullptr};
   uint32_t passes = 0;
   for (int i = 0; i < p.num_ops; ++i) {
+    const bool attention = p.ops[i].kind == kOpAttention;
+    // Worked out while the last blocks are still on the op before.
+    const GemvPrep prep = attention ? GemvPrep{} : gemv_prepare<T, N>(p, i, spans[i]);
     if (i > 0) grid_barrier(p.barrier, passes, trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr);
     trace_stamp(p, i, 0);
     ring.op_stamps = trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr;
-    if (p.ops[i].kind == kOpAttention) {
+    if (attention) {
       attention_op<T>(p, i, ring, sc, fresh);
     } else {
-      gemv_op<T, N>(p, i, ring, xs, sc);
+      gemv_op<T, N>(p, i, ring, prep, xs, sc);
     }
     trace_stamp(p, i, 2);
     if (trace && threadIdx.x == 0) trace[int64_t{i} * gridDim.x * kTraceStamps + 6] = ring.waited;

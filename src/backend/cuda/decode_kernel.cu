@@ -408,14 +408,14 @@ struct Scratch {
 // modes, rounded as the RMSNorm kernel rounds); read from L2.
 template <class T, int N>
 __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool norm, uint32_t by_pieces, T* xs,
-                                            const T* nws, Scratch& sc) {
+                                            const T* nws, Scratch& sc, unsigned long long* stamps) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k, pieces = k / 8;
   const T* x = static_cast<const T*>(op.x);
   if (norm && pieces % 32 == 0 && rows * pieces <= kStageRegs * kThreads) {
     // One trip to L2: each thread keeps its pieces in registers while the
     // row sums are made from per-warp sums (a warp's 32 pieces lie in one
     // row), added in a fixed order so that every run rounds alike.
-    const uint4* xv = static_cast<const uint4*>(op.x);
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
     const int total = rows * pieces;
     uint4 v[kStageRegs];
 #pragma unroll
@@ -429,7 +429,9 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
       const float ss = warp_sum(dot8<T>(v[r], v[r]));
       if (lane == 0) sc.warp_ss[r][warp] = ss;
     }
+    fine_stamp(stamps, 16);
     csync();
+    fine_stamp(stamps, 17);
 #pragma unroll
     for (int r = 0; r < kStageRegs; ++r) {
       const int i = threadIdx.x + r * kThreads;
@@ -445,7 +447,9 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
       for (int e = 0; e < 8; ++e) vt[e] = from_f<T>(gemv_input<T, kNorm>(to_f(vt[e]), to_f(gt[e]), rstd));
       reinterpret_cast<uint4*>(xs + n * padded(k))[c] = v[r];
     }
+    fine_stamp(stamps, 18);
     csync();
+    fine_stamp(stamps, 19);
     return;
   }
   if (norm) {
@@ -472,7 +476,9 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     }
     reinterpret_cast<uint4*>(xs + n * padded(k))[c] = v;
   }
+  fine_stamp(stamps, 18);
   csync();
+  fine_stamp(stamps, 19);
 }
 
 // D += A B on the tensor cores: A 16 x 16 (a0..a3), B 16 x 8 (b0, b1), D
@@ -648,7 +654,8 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
   // The first load starts with the norm weights.
   const unsigned char* first_load = front(ring);
   const T* nws = reinterpret_cast<const T*>(first_load);
-  stage_input<T, N>(op, p.rows, norm, prep.by_pieces, xs, nws, sc);
+  fine_stamp(ring.op_stamps, 20);
+  stage_input<T, N>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps);
   if (prep.pre && threadIdx.x < outs) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
   trace_stamp(p, i, 1);
   release_producer(p, ring);

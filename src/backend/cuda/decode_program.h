@@ -44,8 +44,9 @@ constexpr int kDecodeGroupBytes = 64 << 10;  // weight bytes one block streams p
 // for the op's loads; global ns when its first load was issued; global ns
 // when the block arrived at the barrier before the op, and when it saw
 // the others arrive; then SM clocks at finer points inside the op
-// (decode_kernel.cu, fine_stamp).
-constexpr int kTraceStamps = 16;
+// (decode_kernel.cu, fine_stamp: 10-15 in the first load's products and
+// stores, 16-20 in the input staging).
+constexpr int kTraceStamps = 21;
 // The grid barrier's arrivals are spread over kBarrierLines counters, each
 // in its own 128-byte line (132 blocks adding to one word queue behind
 // each other); the exit counter follows them.

@@ -415,7 +415,7 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     // One trip to L2: each thread keeps its pieces in registers while the
     // row sums are made from per-warp sums (a warp's 32 pieces lie in one
     // row), added in a fixed order so that every run rounds alike.
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const uint4* xv = static_cast<const uint4*>(op.x);
     const int total = rows * pieces;
     uint4 v[kStageRegs];
 #pragma unroll
@@ -549,7 +549,6 @@ __device__ __forceinline__ void gemv_rows(const DecodeOp& op, int mode, const Ro
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   fine_stamp(stamps, 15);
   const int log_parts = pl.log_parts, parts = 1 << log_parts, count = pl.count;
-  fine_stamp(stamps, 14);
   if (pl.active) {
     const T* wa = ws + pl.wa;
     const T* wb = ws + pl.wb;
@@ -609,15 +608,26 @@ __device__ __forceinline__ void gemv_rows(const DecodeOp& op, int mode, const Ro
   fine_stamp(stamps, 12);
 }
 
+// kAdd: the residual value this thread's output adds to (thread r * N + n:
+// row s.r0 + r, input row n, as gemv_rows splits them), fetched ahead of
+// the dot products instead of one more trip to L2 at the end.
+template <class T, int N>
+__device__ __forceinline__ float residual_at(const DecodeOp& op, const GemvSpan& s, int rows) {
+  const int outs = (s.r1 - s.r0) * N, r = threadIdx.x / N, n = threadIdx.x % N;
+  if (threadIdx.x >= outs || n >= rows) return 0.0f;
+  return to_f(__ldcg(static_cast<const T*>(op.out) + int64_t{n} * op.m + s.r0 + r));
+}
+
 // What a GEMV op can work out before the grid barrier in front of it: the
 // plan of its first load, the input staging's divisor, and for kAdd the
-// residual values its outputs add to (written before an earlier barrier;
-// the op right before must not write them).
+// residual values (written before an earlier barrier, unless by the op
+// right before).
 struct GemvPrep {
   RowsPlan plan;
   uint32_t by_pieces;
+  bool pre;        // kAdd with a thread per output: the residual values are fetched ahead
+  bool old_ready;  // ... and `old` already holds this thread's
   float old;
-  bool pre;
 };
 
 template <class T, int N>
@@ -626,12 +636,9 @@ __device__ __forceinline__ GemvPrep gemv_prepare(const DecodeProgram& p, int i, 
   GemvPrep g;
   g.by_pieces = div_magic(op.k / 8);
   g.plan = plan_rows(op.k, op.kind == kOpGemvNormSwiglu, s.r0, min(s.rows_per_load, s.r1 - s.r0), p.rows);
-  // thread r * N + n: row s.r0 + r, input row n, as gemv_rows splits them.
-  const int outs = (s.r1 - s.r0) * N, r = threadIdx.x / N, n = threadIdx.x % N;
-  g.pre = op.kind == kOpGemvAdd && outs <= kThreads;
-  g.old = 0.0f;
-  if (g.pre && i > 0 && p.ops[i - 1].out != op.out && threadIdx.x < outs && n < p.rows)
-    g.old = to_f(__ldcg(static_cast<const T*>(op.out) + int64_t{n} * op.m + s.r0 + r));
+  g.pre = op.kind == kOpGemvAdd && (s.r1 - s.r0) * N <= kThreads;
+  g.old_ready = g.pre && i > 0 && p.ops[i - 1].out != op.out;
+  g.old = g.old_ready ? residual_at<T, N>(op, s, p.rows) : 0.0f;
   return g;
 }
 
@@ -647,16 +654,13 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
   const bool norm = mode != kAdd;
   const GemvSpan& s = ring.spans[i];
   if (s.loads == 0) return;
-  const int outs = (s.r1 - s.r0) * N, r = threadIdx.x / N, n = threadIdx.x % N;
-  float old = prep.old;
-  if (prep.pre && (i == 0 || p.ops[i - 1].out == op.out) && threadIdx.x < outs && n < p.rows)
-    old = to_f(__ldcg(static_cast<const T*>(op.out) + int64_t{n} * op.m + s.r0 + r));
+  const float old = prep.pre && !prep.old_ready ? residual_at<T, N>(op, s, p.rows) : prep.old;
   // The first load starts with the norm weights.
   const unsigned char* first_load = front(ring);
   const T* nws = reinterpret_cast<const T*>(first_load);
   fine_stamp(ring.op_stamps, 20);
   stage_input<T, N>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps);
-  if (prep.pre && threadIdx.x < outs) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
+  if (prep.pre && threadIdx.x < (s.r1 - s.r0) * N) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
   trace_stamp(p, i, 1);
   release_producer(p, ring);
   for (int j = 0; j < s.loads; ++j) {

@@ -1,0 +1,404 @@
+#pragma once
+// Device code shared by the two persistent decode kernels (decode_kernel.cu:
+// any op list, a grid barrier between two ops; decode_cluster.cu: one row,
+// a layer as two grid-wide steps with the blocks of a cluster working
+// together inside each): the weight ring that a producer warp fills with
+// bulk copies, the grid barrier, the tensor-core GEMV of one load, and the
+// attention step over one load of cached positions.
+#include <cstdint>
+#include <type_traits>
+
+#include "backend/cuda/decode_program.h"
+#include "backend/cuda/gemv_common.cuh"
+
+namespace nativelm::cuda::decode {
+
+// kThreads compute threads, then one producer warp (see produce()).
+constexpr int kThreads = 512, kWarps = kThreads / 32, kBlockThreads = kThreads + 32;
+constexpr int kInflight = 8;   // loads in flight per block at most
+constexpr int kSubChunk = 64;  // attention positions per load
+constexpr int kMaxGroup = 8;   // query heads per kv head
+constexpr int kMaxHd = 128;
+constexpr int kMaxLoadRows = 64;      // weight rows per load
+constexpr int kMaxMergeChunks = 160;  // chunks per (row, kv head)
+constexpr int kXsBudget = 64 << 10;   // input staging: rows * padded(k) * 2 bytes at most
+constexpr int kStageRegs = 8;         // 16-byte input pieces a thread holds while staging (rows * k <= 32K)
+
+// --- geometry: what a block reads for each op ---
+
+struct GemvSpan {
+  int r0, r1, rows_per_load, loads;
+};
+
+// Weight rows and staged input rows lie in shared memory 64 bytes apart
+// modulo 128: a 16-byte load is served a quarter warp at a time, and a
+// quarter warp of gemv_rows reads 4 contiguous 16-byte pieces of two rows
+// (g and g + 1), which then fall on the 8 different 16-byte bank groups.
+// With rows a multiple of 128 bytes apart the two rows' pieces collided
+// (measured: the dot products of a 64 KB load took ~1,350 cycles, twice
+// what the shared-memory bandwidth needs).
+__host__ __device__ constexpr int padded(int k) { return k % 64 == 0 ? k + 32 : k; }
+
+// n / d for n, d < 2^16 by a multiply: magic = (2^32 - 1) / d + 1 (one
+// division per op instead of one per use; the integer division is a
+// subroutine of ~25 dependent instructions).
+__device__ __forceinline__ uint32_t div_magic(uint32_t d) { return 0xffffffffu / d + 1; }
+__device__ __forceinline__ int fast_div(int n, uint32_t magic) { return static_cast<int>(__umulhi(n, magic)); }
+
+// log2 of the power of two at or above x (x >= 1).
+__device__ __forceinline__ int ceil_log2(int x) { return 32 - __clz(x - 1); }
+
+struct AttnItem {
+  bool active;
+  int row, kvh, chunk, p0, p1, visible, used, page_off, loads;
+  int group;       // query heads per kv head
+  uint32_t by_hd;  // div_magic(head_dim): attention splits thread indices into (head, element)
+};
+
+// Positions [q0, q1) of load j; the first `cached` of them come from the pools.
+__device__ __forceinline__ void attn_sub(const AttnItem& it, int j, int& q0, int& q1, int& cached) {
+  q0 = it.p0 + j * kSubChunk;
+  q1 = min(it.p1, q0 + kSubChunk);
+  cached = max(0, min(q1, it.visible - 1) - q0);
+}
+
+// The Hopper bulk-copy engine (TMA) moves the loads: one instruction per
+// contiguous run, completion counted in bytes on an mbarrier per ring slot.
+// Per-thread cp.async copies clogged the load/store pipe that the shared
+// memory reads of the dot products go through (measured: 4x slower).
+[[maybe_unused]] __device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void bar_init(uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)) : "memory");
+#endif
+}
+__device__ __forceinline__ void bar_arrive(uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(smem_addr(bar)) : "memory");
+#endif
+}
+__device__ __forceinline__ void bar_expect(uint64_t* bar, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(smem_addr(bar)),
+               "r"(bytes)
+               : "memory");
+#endif
+}
+__device__ __forceinline__ bool bar_test(uint64_t* bar, uint32_t parity) {
+  uint32_t done = 1;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("{\n .reg .pred p;\n mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+               : "=r"(done)
+               : "r"(smem_addr(bar)), "r"(parity)
+               : "memory");
+#endif
+  return done != 0;
+}
+__device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_addr(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+#endif
+}
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(smem_addr(dst)),
+      "l"(src), "r"(bytes), "r"(smem_addr(bar))
+      : "memory");
+#endif
+}
+
+// --- the ring ---
+
+// Load n goes to slot n % kInflight: `full` completes a phase when its
+// bytes have landed, `empty` when the compute threads are done with it.
+struct RingShared {
+  uint32_t start[kInflight];  // ring offsets (byte offsets that only grow, mod the size)
+  // Set from an op's last load until the next op's input is staged: the
+  // producer issues nothing then. Loads in flight slow the grid barrier's
+  // few requests (measured 2.6-3.5 us a barrier with the ring refilling,
+  // 0.7-1.5 without) and the staging's L2 reads, both on the critical path.
+  volatile int hold;
+  uint64_t full[kInflight], empty[kInflight];
+};
+
+// The compute threads' view; each keeps an identical copy in registers.
+struct Ring {
+  unsigned char* base;
+  uint32_t size;
+  uint32_t used;  // loads consumed
+  RingShared* sh;
+  const AttnItem* item;           // this block's attention item, shared memory
+  const GemvSpan* spans;          // [num_ops] this block's rows of each GEMV (attention: loads only)
+  unsigned long long* trace;      // tracing only: this block's stamps of op 0
+  unsigned long long waited;      // tracing only: cycles front() waited in the op at hand
+  unsigned long long* op_stamps;  // tracing only: this block's stamps of the op at hand
+};
+
+// Thread 0 records the SM clock at point `at` (10 and up) of the op at hand
+// (tracing only).
+__device__ __forceinline__ void fine_stamp(unsigned long long* stamps, int at) {
+  if (stamps && threadIdx.x == 0) stamps[at] = clock64();
+}
+
+// The compute threads' barrier (the producer warp is not in it).
+__device__ __forceinline__ void csync() { asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory"); }
+
+// Waits for the oldest load and returns where it is.
+__device__ __forceinline__ const unsigned char* front(Ring& r) {
+  const int slot = r.used % kInflight;
+  const unsigned long long t0 = r.trace ? clock64() : 0;
+  if (!bar_test(&r.sh->full[slot], (r.used / kInflight) & 1)) {
+    if (threadIdx.x == 0) r.sh->hold = 0;  // the load may not be issued yet
+    bar_wait(&r.sh->full[slot], (r.used / kInflight) & 1);
+  }
+  if (r.trace) r.waited += clock64() - t0;
+  return r.base + r.sh->start[slot] % r.size;
+}
+
+// The producer stops before the op's last load is handed back (see
+// RingShared::hold) and goes on once the next op's input is staged.
+__device__ __forceinline__ void hold_producer(const DecodeProgram& p, Ring& r) {
+  if (p.hold && threadIdx.x == 0) r.sh->hold = 1;
+}
+__device__ __forceinline__ void release_producer(const DecodeProgram& p, Ring& r) {
+  if (p.hold && threadIdx.x == 0) r.sh->hold = 0;
+}
+
+// Hands the oldest load's space back to the producer (every compute thread
+// is done with it).
+__device__ __forceinline__ void pop(Ring& r) {
+  csync();
+  if (threadIdx.x == 0) bar_arrive(&r.sh->empty[r.used % kInflight]);
+  ++r.used;
+}
+
+// All blocks have finished the op before; its writes are visible after.
+// Block b counts its arrival on line b % kBarrierLines; lane j of warp 0
+// waits for line j to reach `passes` times the blocks that count there.
+__device__ __forceinline__ void grid_barrier(uint32_t* lines, uint32_t& passes, unsigned long long* stamps) {
+  csync();
+  ++passes;
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    if (lane == 0 && stamps) asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(stamps[8]));
+    if (lane == 0) {
+      // A release reduction: the block's writes (ordered before it by
+      // csync) are visible to whoever acquires the count, and no returned
+      // value is waited for.
+      uint32_t* mine = lines + blockIdx.x % kBarrierLines * 32;
+      asm volatile("red.release.gpu.global.add.u32 [%0], 1;\n" ::"l"(mine) : "memory");
+    }
+    if (lane < kBarrierLines) {
+      const uint32_t blocks = (gridDim.x - lane + kBarrierLines - 1) / kBarrierLines;
+      const uint32_t* line = lines + lane * 32;
+      uint32_t seen;
+      do {
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(seen) : "l"(line) : "memory");
+      } while (seen < passes * blocks);
+    }
+    __syncwarp();
+    if (lane == 0 && stamps) asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(stamps[9]));
+  }
+  csync();
+}
+
+struct Scratch {
+  float rstd[kMaxDecodeRows];
+  float warp_ss[kStageRegs][kWarps];       // each warp's sum of squares of its input pieces
+  float old[kThreads];                     // kAdd: the residual values this block's outputs add to
+  float part[kWarps][16][kMaxDecodeRows];  // each warp's sums: its tile's 16 rows by the input rows
+  float rot_cs[kMaxDecodeRows][kMaxHd / 2], rot_sn[kMaxDecodeRows][kMaxHd / 2];  // per row, from the kernel's start
+  float sq[kMaxGroup * kMaxHd];                                                  // scaled q heads
+  float score[kMaxGroup][kSubChunk];                                             // scores, then probabilities
+  float m[kMaxGroup], l[kMaxGroup], corr[kMaxGroup];
+  int ticket;
+};
+
+// D += A B on the tensor cores: A 16 x 16 (a0..a3), B 16 x 8 (b0, b1), D
+// 16 x 8 in f32.
+template <class T>
+__device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                         uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+
+// Where a thread's operands lie for one load of a GEMV op, from the op's
+// shape alone: made before the grid barrier for an op's first load, so that
+// the op goes from its staged input straight to its products.
+struct RowsPlan {
+  int first, count;  // the load's output rows
+  int wa, wb, xv;    // element offsets of the lane's operands: weight rows g and g + 8 of its tile, input row g
+  int c0, c1;        // its warp's 32-wide chunks of k
+  int log_parts;     // warps per tile, log2
+  bool active;       // its warp has a tile
+};
+
+__device__ __forceinline__ RowsPlan plan_rows(int k, bool dual, int first, int count, int rows) {
+  // Powers of two throughout: an integer division is a subroutine call.
+  static_assert(kWarps == 16, "parts are kWarps >> ceil_log2(tiles)");
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4, stride = padded(k);
+  const int vrows = count * (dual ? 2 : 1), tiles = (vrows + 15) / 16;
+  RowsPlan pl;
+  pl.first = first;
+  pl.count = count;
+  pl.log_parts = max(0, 4 - ceil_log2(max(tiles, 1)));
+  const int tile = warp >> pl.log_parts, part = warp & ((1 << pl.log_parts) - 1), chunks = k / 32;
+  pl.active = tile < tiles;
+  pl.c0 = part * chunks >> pl.log_parts;
+  pl.c1 = (part + 1) * chunks >> pl.log_parts;
+  pl.wa = max(0, min(tile * 16 + g, vrows - 1)) * stride + 8 * t;
+  pl.wb = max(0, min(tile * 16 + g + 8, vrows - 1)) * stride + 8 * t;
+  pl.xv = min(g, rows - 1) * stride + 8 * t;
+  return pl;
+}
+
+// The load's rows from weights ws (shared memory, padded rows; when dual
+// the count gate rows, then the count up rows) against the input rows xs,
+// on the tensor cores: the weight rows are cut into tiles of 16, each
+// tile's k into parts, a warp per (tile, part) sums its part with m16n8k16
+// products (the input rows are B's 8 columns; padding columns repeat the
+// last row and are dropped), and one thread per (row, input row) adds the
+// parts in a fixed order and hands them to store(r, n, gate, up): row r of
+// the load, input row n.
+//
+// A dot product does not care in which order its k are taken, as long as
+// weights and input agree: lane (g, t) loads 8 contiguous k of its rows and
+// of input row g, and feeds them to the two products of a 32-wide chunk as
+// the k pairs the fragment layout gives it there. So every operand is one
+// 16-byte load, no shuffles.
+template <class T, int N, class Store>
+__device__ __forceinline__ void gemv_rows(bool dual, const RowsPlan& pl, const T* ws, const T* xs, int rows,
+                                          Scratch& sc, unsigned long long* stamps, Store store) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  fine_stamp(stamps, 15);
+  const int log_parts = pl.log_parts, parts = 1 << log_parts, count = pl.count;
+  if (pl.active) {
+    const T* wa = ws + pl.wa;
+    const T* wb = ws + pl.wb;
+    const T* xv = xs + pl.xv;
+    // Two accumulators: consecutive products into one wait for each other.
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}, e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 4
+    for (int c = pl.c0; c < pl.c1; ++c) {
+      const uint4 a = *reinterpret_cast<const uint4*>(wa + c * 32);
+      const uint4 b = *reinterpret_cast<const uint4*>(wb + c * 32);
+      const uint4 x = *reinterpret_cast<const uint4*>(xv + c * 32);
+      mma16816<T>(d, a.x, b.x, a.y, b.y, x.x, x.y);
+      mma16816<T>(e, a.z, b.z, a.w, b.w, x.z, x.w);
+    }
+#pragma unroll
+    for (int q = 0; q < 4; ++q) d[q] += e[q];
+    // d: (row g, input 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
+    if (2 * t < N) {
+      sc.part[warp][g][2 * t] = d[0];
+      sc.part[warp][g + 8][2 * t] = d[2];
+    }
+    if (2 * t + 1 < N) {
+      sc.part[warp][g][2 * t + 1] = d[1];
+      sc.part[warp][g + 8][2 * t + 1] = d[3];
+    }
+  }
+  fine_stamp(stamps, 10);
+  csync();
+  fine_stamp(stamps, 11);
+  const auto sum = [&](int vr, int n) {
+    const float* at = &sc.part[(vr / 16) << log_parts][vr % 16][n];
+    float v = 0.0f;
+    // Unrolled to kWarps with the tail predicated off: the loads go out together.
+#pragma unroll
+    for (int q = 0; q < kWarps; ++q)
+      if (q < parts) v += at[q * 16 * kMaxDecodeRows];
+    return v;
+  };
+  // A thread per (row, input row), over N input rows (a power of two) so
+  // that the split is a shift; rows past `rows` have no output.
+  if (const int r = threadIdx.x / N, n = threadIdx.x % N; r < count && n < rows) {
+    static_assert(kMaxLoadRows * kMaxDecodeRows <= kThreads, "a thread per output of a load");
+    store(r, n, sum(r, n), dual ? sum(count + r, n) : 0.0f);
+  }
+  fine_stamp(stamps, 12);
+}
+
+// One load's positions: scores (a warp per position), the online softmax
+// step (a warp per head), then P V (a thread per (head, element)).
+template <class T>
+__device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem& it, const T* kv, int count,
+                                          int cached, const T* fresh_k, const T* fresh_v, Scratch& sc, float (&acc)[2],
+                                          unsigned long long* stamps) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim, group = it.group;
+  const T* ks = kv;
+  const T* vs = kv + cached * hd;
+  for (int i = warp; i < count; i += kWarps) {
+    const T* krow = i < cached ? ks + i * hd : fresh_k;
+    float kf[kMaxHd / 32];
+#pragma unroll
+    for (int e = 0; e < kMaxHd / 32; ++e) kf[e] = lane + 32 * e < hd ? to_f(krow[lane + 32 * e]) : 0.0f;
+    for (int g = 0; g < group; ++g) {
+      float s = 0.0f;
+#pragma unroll
+      for (int e = 0; e < kMaxHd / 32; ++e)
+        if (lane + 32 * e < hd) s += sc.sq[g * hd + lane + 32 * e] * kf[e];
+      s = warp_sum(s);
+      if (lane == 0) sc.score[g][i] = s;
+    }
+  }
+  fine_stamp(stamps, 13);
+  csync();
+  if (warp < group) {
+    const int g = warp;
+    const float v0 = lane < count ? sc.score[g][lane] : -INFINITY;
+    const float v1 = lane + 32 < count ? sc.score[g][lane + 32] : -INFINITY;
+    const float m_old = sc.m[g], m_new = fmaxf(m_old, warp_max(fmaxf(v0, v1)));
+    const float e0 = lane < count ? __expf(v0 - m_new) : 0.0f;
+    const float e1 = lane + 32 < count ? __expf(v1 - m_new) : 0.0f;
+    if (lane < count) sc.score[g][lane] = e0;
+    if (lane + 32 < count) sc.score[g][lane + 32] = e1;
+    const float sum = warp_sum(e0 + e1);
+    if (lane == 0) {
+      const float corr = __expf(m_old - m_new);
+      sc.corr[g] = corr;
+      sc.l[g] = sc.l[g] * corr + sum;
+      sc.m[g] = m_new;
+    }
+  }
+  csync();
+  fine_stamp(stamps, 14);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
+    if (g >= group) break;
+    // Two sums: one chain of dependent adds would wait on each load in turn.
+    const float* sg = sc.score[g];
+    float a = acc[h] * sc.corr[g], b = 0.0f;
+    int i = 0;
+#pragma unroll 2
+    for (; i + 1 < cached; i += 2) {
+      a += sg[i] * to_f(vs[i * hd + d]);
+      b += sg[i + 1] * to_f(vs[(i + 1) * hd + d]);
+    }
+    for (; i < count; ++i) a += sg[i] * to_f(i < cached ? vs[i * hd + d] : fresh_v[d]);
+    acc[h] = a + b;
+  }
+}
+
+}  // namespace nativelm::cuda::decode

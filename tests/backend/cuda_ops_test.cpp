@@ -16,6 +16,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu_test_util.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/decode_program.h"
 #include "util/error.h"
 
 namespace nativelm {
@@ -75,6 +76,88 @@ class CudaOps : public testing::TestWithParam<DType> {
     std::vector<std::vector<int32_t>> tables;  // batch.seqs point into these
     std::vector<int32_t> positions;
   };
+  struct DecodeCase {
+    int64_t hidden, heads, kv_heads, hd, inter;
+    std::vector<int32_t> kv_lens;
+  };
+  // Three layers of a decode step's ops inside a step (one decode program:
+  // the persistent kernel, or for one row with `cluster` the cluster
+  // kernel) and the same ops outside a step (kernel by kernel): residual
+  // stream and the K/V written to the pools must agree to rounding.
+  void check_decode_program(const DecodeCase& c, bool cluster) {
+    const int64_t n = static_cast<int64_t>(c.kv_lens.size()), H = c.hidden, layers = 3;
+    const QkvLayout layout{c.heads, c.kv_heads, c.hd};
+    const int64_t kw = c.kv_heads * c.hd, qw = c.heads * c.hd;
+    const int32_t ps = 16;
+    int32_t pages = 0;
+    for (int32_t len : c.kv_lens) pages += (len + ps - 1) / ps;
+    const auto decode = decode_batch(c.kv_lens, ps, pages);
+    const AttentionBatch& batch = decode->batch;
+    const std::vector<int32_t>& positions = decode->positions;
+    const std::vector<int32_t> tokens(n, 0);
+    std::vector<float> inv_freq(c.hd / 2);
+    for (int64_t j = 0; j < c.hd / 2; ++j) inv_freq[j] = std::pow(10000.0f, -2.0f * j / c.hd);
+    struct Layer {
+      Tensor in_norm, qkv, q_norm, k_norm, o, post_norm, gate_up, down;
+    };
+    std::vector<Layer> ls;
+    for (int64_t l = 0; l < layers; ++l) {
+      const auto w = [&](int64_t rows, int64_t k) {
+        Buffer b = random({rows, k}, -1.0f / std::sqrt(float(k)), 1.0f / std::sqrt(float(k)));
+        return upload(b);
+      };
+      const auto norm = [&](int64_t d) {
+        Buffer b = random({d}, 0.5f, 1.5f);
+        return upload(b);
+      };
+      ls.push_back(
+          {norm(H), w(layout.width(), H), norm(c.hd), norm(c.hd), w(H, qw), norm(H), w(2 * c.inter, H), w(H, c.inter)});
+    }
+    Buffer res0 = random({n, H}), kpool = random({int64_t{pages} * ps, kw}), vpool = random({int64_t{pages} * ps, kw});
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+    std::vector<float> res[2], kps[2], vps[2];
+    // fused == 2: a first fused run, whose scratch growth may split the program.
+    for (int fused : {2, 0, 1}) {
+      std::vector<Tensor> kg, vg;
+      for (int64_t l = 0; l < layers; ++l) {
+        kg.push_back(upload(kpool));
+        vg.push_back(upload(vpool));
+      }
+      Tensor r = upload(res0), hidden = empty(dt(), n, H), qkv = empty(dt(), n, layout.width());
+      Tensor q = empty(dt(), n, qw), attn = empty(dt(), n, qw), proj = empty(dt(), n, H);
+      Tensor gu = empty(dt(), n, 2 * c.inter), act = empty(dt(), n, c.inter);
+      const int64_t launched = gpu_->decode_programs(), on_clusters = gpu_->decode_cluster_programs();
+      if (fused) gpu_->begin_step({tokens, positions, {}, &batch, {}});
+      for (int64_t l = 0; l < layers; ++l) {
+        const Layer& L = ls[l];
+        gpu_->norm_linear(r, L.in_norm, 1e-6f, L.qkv, nullptr, hidden, qkv);
+        gpu_->prepare_attention(qkv, layout, &L.q_norm, &L.k_norm, 1e-6f, positions, inv_freq, batch, scale, kg[l],
+                                vg[l], q, attn);
+        gpu_->linear_add(attn, L.o, nullptr, r, proj);
+        gpu_->norm_linear_swiglu(r, L.post_norm, 1e-6f, L.gate_up, nullptr, hidden, gu, act);
+        gpu_->linear_add(act, L.down, nullptr, r, proj);
+      }
+      if (fused) gpu_->end_step();
+      if (fused == 2) continue;
+      EXPECT_EQ(gpu_->decode_programs() - launched, fused) << "programs launched";
+      if (cluster) {
+        EXPECT_EQ(gpu_->decode_cluster_programs() - on_clusters, fused) << "programs on the cluster kernel";
+      }
+      res[fused] = download(r);
+      for (int64_t l = 0; l < layers; ++l) {
+        auto k = download(kg[l]), v = download(vg[l]);
+        kps[fused].insert(kps[fused].end(), k.begin(), k.end());
+        vps[fused].insert(vps[fused].end(), v.begin(), v.end());
+      }
+    }
+    const std::string what = std::string(cluster ? "cluster kernel, " : "") + std::to_string(n) + " rows, " +
+                             std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " heads of " +
+                             std::to_string(c.hd);
+    EXPECT_LE(rel_error(res[1], res[0]), 4 * tol()) << what;
+    EXPECT_LE(rel_error(kps[1], kps[0]), 2 * tol()) << what;
+    EXPECT_LE(rel_error(vps[1], vps[0]), 2 * tol()) << what;
+  }
+
   std::unique_ptr<DecodeBatch> decode_batch(const std::vector<int32_t>& kv_lens, int32_t page_size, int32_t pages) {
     auto d = std::make_unique<DecodeBatch>();
     std::vector<int32_t> perm(pages);
@@ -308,80 +391,28 @@ TEST_P(CudaOps, PrepareAttentionOnDecodeRows) {
 }
 
 // A decode step's layer ops inside a step run as one decode program (the
-// persistent kernel); the same ops outside a step run kernel by kernel. Both
-// must agree to rounding: residual stream, K/V written to the pools.
+// persistent kernel); the same ops outside a step run kernel by kernel.
 TEST_P(CudaOps, DecodeProgramMatchesOpByOp) {
   if (dt() == DType::F32) GTEST_SKIP() << "the decode program serves 16-bit models only";
   gpu_->set_decode_program_rows(1);  // by default steps of 2+ rows take it (where it is faster)
-  struct Case { int64_t hidden, heads, kv_heads, hd, inter; std::vector<int32_t> kv_lens; };
-  for (const Case& c : {Case{1024, 16, 8, 128, 3072, {300}}, Case{1024, 16, 8, 128, 3072, {2000, 1, 65}},
-                        Case{64, 4, 2, 16, 96, {7, 40, 1, 16, 33, 5, 2, 90}}, Case{512, 8, 1, 64, 256, {129, 1100}}}) {
-    const int64_t n = static_cast<int64_t>(c.kv_lens.size()), H = c.hidden, layers = 3;
-    const QkvLayout layout{c.heads, c.kv_heads, c.hd};
-    const int64_t kw = c.kv_heads * c.hd, qw = c.heads * c.hd;
-    const int32_t ps = 16;
-    int32_t pages = 0;
-    for (int32_t len : c.kv_lens) pages += (len + ps - 1) / ps;
-    const auto decode = decode_batch(c.kv_lens, ps, pages);
-    const AttentionBatch& batch = decode->batch;
-    const std::vector<int32_t>& positions = decode->positions;
-    const std::vector<int32_t> tokens(n, 0);
-    std::vector<float> inv_freq(c.hd / 2);
-    for (int64_t j = 0; j < c.hd / 2; ++j) inv_freq[j] = std::pow(10000.0f, -2.0f * j / c.hd);
-    struct Layer { Tensor in_norm, qkv, q_norm, k_norm, o, post_norm, gate_up, down; };
-    std::vector<Layer> ls;
-    for (int64_t l = 0; l < layers; ++l) {
-      const auto w = [&](int64_t rows, int64_t k) {
-        Buffer b = random({rows, k}, -1.0f / std::sqrt(float(k)), 1.0f / std::sqrt(float(k)));
-        return upload(b);
-      };
-      const auto norm = [&](int64_t d) {
-        Buffer b = random({d}, 0.5f, 1.5f);
-        return upload(b);
-      };
-      ls.push_back({norm(H), w(layout.width(), H), norm(c.hd), norm(c.hd), w(H, qw), norm(H), w(2 * c.inter, H),
-                    w(H, c.inter)});
-    }
-    Buffer res0 = random({n, H}), kpool = random({int64_t{pages} * ps, kw}), vpool = random({int64_t{pages} * ps, kw});
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
-    std::vector<float> res[2], kps[2], vps[2];
-    // fused == 2: a first fused run, whose scratch growth may split the program.
-    for (int fused : {2, 0, 1}) {
-      std::vector<Tensor> kg, vg;
-      for (int64_t l = 0; l < layers; ++l) {
-        kg.push_back(upload(kpool));
-        vg.push_back(upload(vpool));
-      }
-      Tensor r = upload(res0), hidden = empty(dt(), n, H), qkv = empty(dt(), n, layout.width());
-      Tensor q = empty(dt(), n, qw), attn = empty(dt(), n, qw), proj = empty(dt(), n, H);
-      Tensor gu = empty(dt(), n, 2 * c.inter), act = empty(dt(), n, c.inter);
-      const int64_t launched = gpu_->decode_programs();
-      if (fused) gpu_->begin_step({tokens, positions, {}, &batch, {}});
-      for (int64_t l = 0; l < layers; ++l) {
-        const Layer& L = ls[l];
-        gpu_->norm_linear(r, L.in_norm, 1e-6f, L.qkv, nullptr, hidden, qkv);
-        gpu_->prepare_attention(qkv, layout, &L.q_norm, &L.k_norm, 1e-6f, positions, inv_freq, batch, scale, kg[l],
-                                vg[l], q, attn);
-        gpu_->linear_add(attn, L.o, nullptr, r, proj);
-        gpu_->norm_linear_swiglu(r, L.post_norm, 1e-6f, L.gate_up, nullptr, hidden, gu, act);
-        gpu_->linear_add(act, L.down, nullptr, r, proj);
-      }
-      if (fused) gpu_->end_step();
-      if (fused == 2) continue;
-      EXPECT_EQ(gpu_->decode_programs() - launched, fused) << "programs launched";
-      res[fused] = download(r);
-      for (int64_t l = 0; l < layers; ++l) {
-        auto k = download(kg[l]), v = download(vg[l]);
-        kps[fused].insert(kps[fused].end(), k.begin(), k.end());
-        vps[fused].insert(vps[fused].end(), v.begin(), v.end());
-      }
-    }
-    const std::string what = std::to_string(n) + " rows, " + std::to_string(c.heads) + "/" +
-                             std::to_string(c.kv_heads) + " heads of " + std::to_string(c.hd);
-    EXPECT_LE(rel_error(res[1], res[0]), 4 * tol()) << what;
-    EXPECT_LE(rel_error(kps[1], kps[0]), 2 * tol()) << what;
-    EXPECT_LE(rel_error(vps[1], vps[0]), 2 * tol()) << what;
-  }
+  for (const DecodeCase& c :
+       {DecodeCase{1024, 16, 8, 128, 3072, {300}}, DecodeCase{1024, 16, 8, 128, 3072, {2000, 1, 65}},
+        DecodeCase{64, 4, 2, 16, 96, {7, 40, 1, 16, 33, 5, 2, 90}}, DecodeCase{512, 8, 1, 64, 256, {129, 1100}}})
+    check_decode_program(c, false);
+}
+
+// One row on the cluster kernel: Qwen3-0.6B's layer shape at short and
+// long sequences, a tiny model (clusters of one block's worth of rows or
+// fewer), one kv head for eight query heads.
+TEST_P(CudaOps, DecodeClusterMatchesOpByOp) {
+  if (dt() == DType::F32) GTEST_SKIP() << "the decode program serves 16-bit models only";
+  if (cuda::decode_cluster_size(static_cast<cuda::Ty>(dt()), 8, 132) == 0)
+    GTEST_SKIP() << "no thread-block clusters of 8 or more on this GPU";
+  gpu_->set_decode_cluster(true);
+  for (const DecodeCase& c : {DecodeCase{1024, 16, 8, 128, 3072, {60}}, DecodeCase{1024, 16, 8, 128, 3072, {1}},
+                              DecodeCase{1024, 16, 8, 128, 3072, {2000}}, DecodeCase{64, 4, 2, 16, 192, {7}},
+                              DecodeCase{512, 8, 1, 64, 256, {1100}}})
+    check_decode_program(c, true);
 }
 
 TEST_P(CudaOps, AttentionRejectsPagesOutsideThePool) {

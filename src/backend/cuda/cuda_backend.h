@@ -83,6 +83,11 @@ class CudaBackend final : public Backend {
   // any length, run their layers as a decode program (for tests; the default
   // takes it only where it is faster).
   void set_decode_program_rows(int min_rows);
+  // Of those, the one-row programs run by the cluster kernel (decode_cluster.cu).
+  int64_t decode_cluster_programs() const { return decode_cluster_programs_; }
+  // One-row decode steps run their layers on the cluster kernel where it can
+  // serve them (NATIVELM_DECODE_CLUSTER=1; for tests and measurements).
+  void set_decode_cluster(bool on);
 
  private:
   // A step's host inputs laid out in one int32 arena and copied over at once.
@@ -197,6 +202,17 @@ class CudaBackend final : public Backend {
   uint32_t decode_inflight_ = 32u << 10;  // bytes a block of the decode kernel may have in flight
   int32_t decode_min_chunk_ = 16;         // attention positions per chunk at least (decode kernel)
   int64_t decode_programs_ = 0;
+  // The cluster kernel for one-row programs: on or off, its cluster size
+  // for kv_heads clusters (worked out once: 0 where it cannot run), and its
+  // buffers (partial sums of the o and down projections, residual).
+  bool decode_cluster_ = false;
+  int cluster_kv_heads_ = 0, cluster_size_ = 0;
+  int64_t decode_cluster_programs_ = 0;
+  void* cluster_sums_ = nullptr;
+  size_t cluster_sums_bytes_ = 0;
+  void* cluster_resid_ = nullptr;
+  size_t cluster_resid_bytes_ = 0;
+  bool run_cluster_program();
   // NATIVELM_DECODE_TRACE=FILE: each eagerly run program's phase timestamps
   // are written to FILE (the last program wins), for profiling.
   std::string trace_path_;

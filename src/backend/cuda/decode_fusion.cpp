@@ -44,6 +44,7 @@ void CudaBackend::init_decode_fusion() {
     if (std::strcmp(v, "0") == 0) fuse_decode_ = false;
     if (std::strcmp(v, "all") == 0) set_decode_program_rows(1);
   }
+  if (const char* v = std::getenv("NATIVELM_DECODE_CLUSTER"); v && std::strcmp(v, "1") == 0) set_decode_cluster(true);
   if (const char* v = std::getenv("NATIVELM_DECODE_TRACE"); v && *v) {
     trace_path_ = v;
     trace_ = static_cast<unsigned long long*>(
@@ -64,14 +65,19 @@ void CudaBackend::set_decode_program_rows(int min_rows) {
   decode_context_per_row_ = std::numeric_limits<int32_t>::max() / cuda::kMaxDecodeRows;
 }
 
+void CudaBackend::set_decode_cluster(bool on) { decode_cluster_ = on; }
+
 bool CudaBackend::fusable_decode(const StepInputs& in) const {
   const AttentionBatch* a = in.attention;
-  if (a == nullptr || in.tokens.size() < static_cast<size_t>(decode_min_rows_) ||
+  // One row goes to the cluster kernel (any length: its attention spreads
+  // each kv head's positions over a cluster) when that is on.
+  const bool cluster = decode_cluster_ && in.tokens.size() == 1;
+  if (a == nullptr || (!cluster && in.tokens.size() < static_cast<size_t>(decode_min_rows_)) ||
       in.tokens.size() > cuda::kMaxDecodeRows)
     return false;
   const int64_t max_context = int64_t{decode_context_per_row_} * static_cast<int64_t>(in.tokens.size());
   for (const AttentionSeq& s : a->seqs)
-    if (s.q_len != 1 || s.kv_len > max_context) return false;
+    if (s.q_len != 1 || (!cluster && s.kv_len > max_context)) return false;
   return a->seqs.size() == in.tokens.size();
 }
 
@@ -82,6 +88,13 @@ bool CudaBackend::fuse_gemv(int kind, const Tensor& x, const Tensor* norm, float
                     cuda::decode_gemv_fits(ty(x.dtype), rows, static_cast<int>(m), k, kind == cuda::kOpGemvNormSwiglu,
                                            x.data, w.data, norm ? norm->data : nullptr);
   auto& p = *program_;
+  if (fits && decode_cluster_ && rows == 1 && kind == cuda::kOpGemvAdd && p.kv_heads > 0) {
+    // The cluster kernel's buffers, sized before the op joins: growing one
+    // runs what is pending (drop_recordings), which only the first step sees.
+    const size_t kv = static_cast<size_t>(p.kv_heads);
+    grown(cluster_sums_, cluster_sums_bytes_, 2 * kv * m * sizeof(float), "decode cluster sums");
+    grown(cluster_resid_, cluster_resid_bytes_, 2 * m * dtype_size(act_), "decode cluster residual");
+  }
   if (!fits || (p.num_ops > 0 && p.rows != rows) || p.num_ops == cuda::kMaxDecodeOps) flush_decode();
   if (!fits) return false;
   p.rows = rows;
@@ -148,9 +161,31 @@ void CudaBackend::flush_decode() {
     cuda::DecodeProgram& p;
     ~Reset() { p.num_ops = p.heads = p.max_k = 0; }
   } reset{p};
-  cuda::run_decode_program(ty(act_), p, sm_count_, stream_);
   ++decode_programs_;
+  if (run_cluster_program()) return;
+  cuda::run_decode_program(ty(act_), p, sm_count_, stream_);
   if (trace_) write_decode_trace();
+}
+
+// A one-row program of whole layers on the cluster kernel, where it is on
+// and can serve it; false when not (nothing launched).
+bool CudaBackend::run_cluster_program() {
+  cuda::DecodeProgram& p = *program_;
+  if (!decode_cluster_ || p.rows != 1 || p.kv_heads < 1) return false;
+  if (cluster_kv_heads_ != p.kv_heads) {
+    cluster_kv_heads_ = p.kv_heads;
+    cluster_size_ = cuda::decode_cluster_size(ty(act_), p.kv_heads, sm_count_);
+  }
+  if (cluster_size_ == 0 || !cuda::decode_cluster_fits(p, cluster_size_)) return false;
+  const size_t hidden = static_cast<size_t>(p.ops[0].k), kv = static_cast<size_t>(p.kv_heads);
+  if (cluster_sums_bytes_ < 2 * kv * hidden * sizeof(float) || cluster_resid_bytes_ < 2 * hidden * dtype_size(act_))
+    return false;
+  p.cluster = cluster_size_;
+  p.sums = static_cast<float*>(cluster_sums_);
+  p.resid = cluster_resid_;
+  cuda::run_decode_cluster(ty(act_), p, stream_);
+  ++decode_cluster_programs_;
+  return true;
 }
 
 // Text: "ops blocks", the op kinds, then per op and block the kTraceStamps

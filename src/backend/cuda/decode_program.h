@@ -75,6 +75,12 @@ struct alignas(16) DecodeProgram {
   // Null, or [num_ops][blocks][kTraceStamps] timestamps of each block's
   // phases (NATIVELM_DECODE_TRACE, for finding where a step's time goes).
   unsigned long long* trace;
+  // The cluster kernel only (decode_cluster.cu): blocks per cluster, the o
+  // and down projections' sums per cluster [2][kv_heads][hidden] (f32), and
+  // the residual after each of its steps [2][hidden].
+  int32_t cluster;
+  float* sums;
+  void* resid;
   DecodeOp ops[kMaxDecodeOps];
 };
 
@@ -89,5 +95,17 @@ int decode_attention_splits(int rows, int kv_heads, int blocks);
 // Launches the program on `blocks` (one per multiprocessor) blocks that all
 // run at once; throws nativelm::Error if the launch fails.
 void run_decode_program(Ty t, const DecodeProgram& p, int blocks, cudaStream_t s);
+
+// The cluster kernel (decode_cluster.cu) runs a one-row program of whole
+// layers with a cluster of blocks per kv head. Blocks per cluster it can
+// run with on this device for kv_heads clusters (16 or 8), or 0.
+int decode_cluster_size(Ty t, int kv_heads, int sm_count);
+// Whether program p (its layout fields set) is whole layers of the shape
+// the cluster kernel serves (norm + qkv, attention, o + add, norm +
+// gate/up, down + add, one residual stream), with clusters of c blocks.
+bool decode_cluster_fits(const DecodeProgram& p, int c);
+// Launches p (p.cluster, p.sums and p.resid set); throws nativelm::Error if
+// the launch fails.
+void run_decode_cluster(Ty t, const DecodeProgram& p, cudaStream_t s);
 
 }  // namespace nativelm::cuda

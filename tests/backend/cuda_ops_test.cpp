@@ -79,6 +79,7 @@ class CudaOps : public testing::TestWithParam<DType> {
   struct DecodeCase {
     int64_t hidden, heads, kv_heads, hd, inter;
     std::vector<int32_t> kv_lens;
+    bool bias = false;  // biases on the four projections
   };
   // Three layers of a decode step's ops inside a step (one decode program:
   // the persistent kernel, or for one row with `cluster` the cluster
@@ -99,6 +100,7 @@ class CudaOps : public testing::TestWithParam<DType> {
     for (int64_t j = 0; j < c.hd / 2; ++j) inv_freq[j] = std::pow(10000.0f, -2.0f * j / c.hd);
     struct Layer {
       Tensor in_norm, qkv, q_norm, k_norm, o, post_norm, gate_up, down;
+      Tensor qkv_b, o_b, gate_up_b, down_b;
     };
     std::vector<Layer> ls;
     for (int64_t l = 0; l < layers; ++l) {
@@ -110,8 +112,12 @@ class CudaOps : public testing::TestWithParam<DType> {
         Buffer b = random({d}, 0.5f, 1.5f);
         return upload(b);
       };
-      ls.push_back(
-          {norm(H), w(layout.width(), H), norm(c.hd), norm(c.hd), w(H, qw), norm(H), w(2 * c.inter, H), w(H, c.inter)});
+      const auto bias = [&](int64_t d) {
+        Buffer b = random({d}, -0.5f, 0.5f);
+        return c.bias ? upload(b) : Tensor{};
+      };
+      ls.push_back({norm(H), w(layout.width(), H), norm(c.hd), norm(c.hd), w(H, qw), norm(H), w(2 * c.inter, H),
+                    w(H, c.inter), bias(layout.width()), bias(H), bias(2 * c.inter), bias(H)});
     }
     Buffer res0 = random({n, H}), kpool = random({int64_t{pages} * ps, kw}), vpool = random({int64_t{pages} * ps, kw});
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
@@ -130,12 +136,13 @@ class CudaOps : public testing::TestWithParam<DType> {
       if (fused) gpu_->begin_step({tokens, positions, {}, &batch, {}});
       for (int64_t l = 0; l < layers; ++l) {
         const Layer& L = ls[l];
-        gpu_->norm_linear(r, L.in_norm, 1e-6f, L.qkv, nullptr, hidden, qkv);
+        const auto b = [&](const Tensor& t) { return c.bias ? &t : nullptr; };
+        gpu_->norm_linear(r, L.in_norm, 1e-6f, L.qkv, b(L.qkv_b), hidden, qkv);
         gpu_->prepare_attention(qkv, layout, &L.q_norm, &L.k_norm, 1e-6f, positions, inv_freq, batch, scale, kg[l],
                                 vg[l], q, attn);
-        gpu_->linear_add(attn, L.o, nullptr, r, proj);
-        gpu_->norm_linear_swiglu(r, L.post_norm, 1e-6f, L.gate_up, nullptr, hidden, gu, act);
-        gpu_->linear_add(act, L.down, nullptr, r, proj);
+        gpu_->linear_add(attn, L.o, b(L.o_b), r, proj);
+        gpu_->norm_linear_swiglu(r, L.post_norm, 1e-6f, L.gate_up, b(L.gate_up_b), hidden, gu, act);
+        gpu_->linear_add(act, L.down, b(L.down_b), r, proj);
       }
       if (fused) gpu_->end_step();
       if (fused == 2) continue;
@@ -402,8 +409,8 @@ TEST_P(CudaOps, DecodeProgramMatchesOpByOp) {
 }
 
 // One row on the cluster kernel: Qwen3-0.6B's layer shape at short and
-// long sequences, a tiny model (clusters of one block's worth of rows or
-// fewer), one kv head for eight query heads.
+// long sequences, a tiny model (a few rows per block), one kv head for
+// eight query heads, and a wider model with biases (parts of two loads).
 TEST_P(CudaOps, DecodeClusterMatchesOpByOp) {
   if (dt() == DType::F32) GTEST_SKIP() << "the decode program serves 16-bit models only";
   if (cuda::decode_cluster_size(static_cast<cuda::Ty>(dt()), 8, 132) == 0)
@@ -411,7 +418,7 @@ TEST_P(CudaOps, DecodeClusterMatchesOpByOp) {
   gpu_->set_decode_cluster(true);
   for (const DecodeCase& c : {DecodeCase{1024, 16, 8, 128, 3072, {60}}, DecodeCase{1024, 16, 8, 128, 3072, {1}},
                               DecodeCase{1024, 16, 8, 128, 3072, {2000}}, DecodeCase{64, 4, 2, 16, 192, {7}},
-                              DecodeCase{512, 8, 1, 64, 256, {1100}}})
+                              DecodeCase{512, 8, 1, 64, 256, {1100}}, DecodeCase{2048, 16, 8, 128, 6144, {300}, true}})
     check_decode_program(c, true);
 }
 

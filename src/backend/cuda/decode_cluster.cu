@@ -48,8 +48,7 @@ namespace {
 using namespace decode;
 
 constexpr int kMaxCluster = 16;
-constexpr int kMaxMine = 512;     // a block's q/k/v or gate/up rows
-constexpr int kMaxHidden = 4096;  // the residual a block keeps
+constexpr int kMaxMine = 512;  // a block's q/k/v or gate/up rows
 
 // What block (cluster c, rank j) does in every layer.
 struct Share {
@@ -64,7 +63,7 @@ struct Share {
   AttnItem item;
 };
 
-__device__ __forceinline__ int rows_per_load(int row_bytes) {
+__host__ __device__ __forceinline__ int rows_per_load(int row_bytes) {
   return max(1, min(kMaxLoadRows, kDecodeGroupBytes / row_bytes));
 }
 __device__ __forceinline__ int loads_of(int rows, int per_load) { return (rows + per_load - 1) / per_load; }
@@ -261,6 +260,7 @@ __device__ __forceinline__ void cluster_sync(uint32_t* seen, int rank, int C, ui
       asm volatile("ld.acquire.cluster.u32 %0, [%1];\n" : "=r"(got) : "l"(seen + threadIdx.x) : "memory");
     } while (got < phase);
   }
+  __syncwarp();
 #endif
   csync();
 }
@@ -290,6 +290,7 @@ __device__ __forceinline__ float residual_after(const DecodeProgram& p, const Sh
   const float* sums = p.sums + int64_t{(step - 1) & 1} * p.kv_heads * s.hidden;
   const DecodeOp& proj = p.ops[5 * ((step - 1) / 2) + ((step - 1) % 2 == 0 ? 2 : 4)];
   float acc = 0.0f;
+#pragma unroll 8
   for (int c = 0; c < p.kv_heads; ++c) acc += __ldcg(sums + int64_t{c} * s.hidden + e);
   return to_f(
       from_f<T>(gemv_value<T, kAdd>(acc, 0.0f, static_cast<const T*>(proj.bias), e, s.hidden, to_f(__ldcg(prev + e)))));
@@ -355,11 +356,6 @@ __device__ __forceinline__ void gemv_part(const DecodeProgram& p, Ring& ring, co
     pop(ring);
   }
 }
-
-struct Smem {
-  uint32_t seen[kMaxCluster];
-  uint32_t phase;
-};
 
 template <class T>
 __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ring& ring, Scratch& sc, T* xs, T* rs,
@@ -558,6 +554,9 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     mlp_step<T>(p, s, l, ring, sc, xs, rs, mine, seen, phase);
   }
   // The residual after the last step, back where the program found it.
+  // Past this barrier no block reads or writes another's shared memory
+  // (the last were the MLP step's gather and cluster_sync), so blocks may
+  // exit in any order.
   grid_barrier(p.barrier, passes, nullptr);
   {
     const int step = 2 * layers;
@@ -632,21 +631,38 @@ int cluster_size(int kv_heads, int sm_count) {
   return 0;
 }
 
+// The largest load a block queues (each must fit the ring whole): a part's
+// first load with its norm weights and a full load of rows, or a full
+// sub-chunk of K and V rows.
+int64_t largest_load(const DecodeProgram& p) {
+  const int64_t H = p.ops[0].k, hd = p.head_dim, o_k = p.heads / p.kv_heads * hd, inter_c = p.ops[3].m / p.kv_heads;
+  const int64_t qkv = 2 * H + int64_t{rows_per_load(static_cast<int>(H * 2))} * padded(static_cast<int>(H)) * 2;
+  const int64_t gu = 2 * H + 2 * int64_t{rows_per_load(static_cast<int>(H * 4))} * padded(static_cast<int>(H)) * 2;
+  const int64_t o = int64_t{rows_per_load(static_cast<int>(o_k * 2))} * padded(static_cast<int>(o_k)) * 2;
+  const int64_t down = int64_t{rows_per_load(static_cast<int>(inter_c * 2))} * padded(static_cast<int>(inter_c)) * 2;
+  const int64_t attention = 4 * hd + 2 * int64_t{kSubChunk} * hd * 2;
+  return std::max({qkv, gu, o, down, attention});
+}
+
 template <class T>
-void launch(const DecodeProgram& p, cudaStream_t s) {
+bool launch(const DecodeProgram& p, cudaStream_t s) {
   cudaLaunchAttribute attr[1];
   cudaLaunchConfig_t cfg = config<T>(p.kv_heads, p.cluster, attr);
   cfg.stream = s;
-  const uint32_t xs_bytes = static_cast<uint32_t>((padded(widest_input(p)) * 2 + 15) / 16 * 16);
-  const uint32_t rs_bytes = static_cast<uint32_t>((p.ops[0].k * 2 + 15) / 16 * 16);
-  const uint32_t ring_bytes = (static_cast<uint32_t>(cfg.dynamicSmemBytes) - xs_bytes - rs_bytes) / 16 * 16;
+  const int64_t xs_bytes = (padded(widest_input(p)) * 2 + 15) / 16 * 16;
+  const int64_t rs_bytes = (int64_t{p.ops[0].k} * 2 + 15) / 16 * 16;
+  const int64_t ring_bytes = (static_cast<int64_t>(cfg.dynamicSmemBytes) - xs_bytes - rs_bytes) / 16 * 16;
+  if (ring_bytes < largest_load(p)) return false;  // a GPU with less shared memory than an H100
   // Not a cooperative launch (it does not combine with clusters): every
   // block waits for the others at the grid barriers, so all must be
-  // resident at once; decode_cluster_size only offers a cluster size whose
+  // resident at once. decode_cluster_size only offers a cluster size whose
   // clusters fit the device together, and the kernels before this one in
-  // the stream have finished when it starts.
-  check_cuda(cudaLaunchKernelEx(&cfg, cluster_kernel<T>, p, xs_bytes, rs_bytes, ring_bytes),
+  // the stream have finished when it starts; work from another process (or
+  // stream) holding SMs delays the launch until it is done.
+  check_cuda(cudaLaunchKernelEx(&cfg, cluster_kernel<T>, p, static_cast<uint32_t>(xs_bytes),
+                                static_cast<uint32_t>(rs_bytes), static_cast<uint32_t>(ring_bytes)),
              "decode cluster kernel launch");
+  return true;
 }
 
 }  // namespace
@@ -685,16 +701,12 @@ bool decode_cluster_fits(const DecodeProgram& p, int c) {
   const int qkv_rows = (group + 2) * hd;
   if (qkv_rows < c || inter_c < c || H < c) return false;
   if ((qkv_rows + c - 1) / c > kMaxMine || (inter_c + c - 1) / c > kMaxMine) return false;
-  if (H > kMaxHidden || padded(std::max({H, group * hd, inter_c})) * 2 > kXsBudget) return false;
+  if (padded(std::max({H, group * hd, inter_c})) * 2 > kXsBudget) return false;
   return group <= kMaxGroup && hd <= kMaxHd && (hd / 2) <= 32 * kRopePairs;
 }
 
-void run_decode_cluster(Ty t, const DecodeProgram& p, cudaStream_t s) {
-  if (t == Ty::F16) {
-    launch<__half>(p, s);
-  } else {
-    launch<__nv_bfloat16>(p, s);
-  }
+bool run_decode_cluster(Ty t, const DecodeProgram& p, cudaStream_t s) {
+  return t == Ty::F16 ? launch<__half>(p, s) : launch<__nv_bfloat16>(p, s);
 }
 
 }  // namespace nativelm::cuda

@@ -175,6 +175,9 @@ bool CudaBackend::run_cluster_program() {
   if (cluster_kv_heads_ != p.kv_heads) {
     cluster_kv_heads_ = p.kv_heads;
     cluster_size_ = cuda::decode_cluster_size(ty(act_), p.kv_heads, sm_count_);
+    // Where it cannot run at all, one-row steps go back to kernel by kernel
+    // (the op-list kernel is slower there).
+    if (cluster_size_ == 0) decode_cluster_ = false;
   }
   if (cluster_size_ == 0 || !cuda::decode_cluster_fits(p, cluster_size_)) return false;
   const size_t hidden = static_cast<size_t>(p.ops[0].k), kv = static_cast<size_t>(p.kv_heads);
@@ -183,7 +186,10 @@ bool CudaBackend::run_cluster_program() {
   p.cluster = cluster_size_;
   p.sums = static_cast<float*>(cluster_sums_);
   p.resid = cluster_resid_;
-  cuda::run_decode_cluster(ty(act_), p, stream_);
+  if (!cuda::run_decode_cluster(ty(act_), p, stream_)) {
+    decode_cluster_ = false;
+    return false;
+  }
   ++decode_cluster_programs_;
   return true;
 }

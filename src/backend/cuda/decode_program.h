@@ -104,8 +104,10 @@ int decode_cluster_size(Ty t, int kv_heads, int sm_count);
 // the cluster kernel serves (norm + qkv, attention, o + add, norm +
 // gate/up, down + add, one residual stream), with clusters of c blocks.
 bool decode_cluster_fits(const DecodeProgram& p, int c);
-// Launches p (p.cluster, p.sums and p.resid set); throws nativelm::Error if
-// the launch fails.
-void run_decode_cluster(Ty t, const DecodeProgram& p, cudaStream_t s);
+// Launches p (p.cluster, p.sums and p.resid set); false, and nothing
+// launched, when its loads do not fit the device's shared memory; throws
+// nativelm::Error if the launch fails. Its GEMV and attention outputs
+// (qkv, attention, activation) are not written: they stay in the blocks.
+bool run_decode_cluster(Ty t, const DecodeProgram& p, cudaStream_t s);
 
 }  // namespace nativelm::cuda

@@ -217,7 +217,7 @@ class CudaBackend final : public Backend {
   // are written to FILE (the last program wins), for profiling.
   std::string trace_path_;
   unsigned long long* trace_ = nullptr;
-  void write_decode_trace();
+  void write_decode_trace(int blocks);
   size_t ids_capacity_ = 0;
   // Log-probability results [ids_capacity_, kLogprobStride]: device, and
   // pinned in two slots as ids_host_.

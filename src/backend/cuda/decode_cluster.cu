@@ -272,6 +272,29 @@ __device__ __forceinline__ void owner_of(int e, int n, int C, int& rank, int& lo
   local = e - rank * n / C;
 }
 
+// Tracing (NATIVELM_DECODE_TRACE): thread 0 records the global time at
+// phase `at` of the step in trace slot `slot` (the attention step of layer
+// l in slot 5 l, the MLP step in 5 l + 3; tools/decode_trace.py reads them).
+enum ClusterStamp : int {
+  kStart = 0,     // past the grid barrier
+  kStaged = 1,    // residual and its norm staged
+  kProducts = 2,  // q/k/v (gate/up) rows done
+  kGathered = 3,  // past the cluster barrier, rows gathered
+  kPrepared = 4,  // q heads and the new K/V made
+  kAttended = 5,  // the block's positions done
+  kMerged = 6,    // past the second cluster barrier, chunks merged
+  kDone = 7,      // partial sums stored (8, 9: grid barrier arrival and pass, as in the op-list kernel)
+};
+__device__ __forceinline__ unsigned long long* trace_slot(const DecodeProgram& p, int slot) {
+  return p.trace ? p.trace + (int64_t{slot} * gridDim.x + blockIdx.x) * kTraceStamps : nullptr;
+}
+__device__ __forceinline__ void stamp(const DecodeProgram& p, int slot, int at) {
+  if (p.trace == nullptr || threadIdx.x != 0) return;
+  unsigned long long ns;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(ns));
+  trace_slot(p, slot)[at] = ns;
+}
+
 // --- steps ---
 
 // Each block's attention result for the merge: per q head of the group
@@ -363,14 +386,18 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
   const DecodeOp* ops = p.ops + 5 * l;
   const int hd = s.hd, G = s.group, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   // RMSNorm of the residual, then the block's q/k/v rows.
+  const int slot = 5 * l;
+  stamp(p, slot, kStart);
   const unsigned char* first = front(ring);
   stage_residual<T>(p, s, 2 * l, reinterpret_cast<const T*>(first), ops[0].eps, rs, xs, sc);
   release_producer(p, ring);
+  stamp(p, slot, kStaged);
   const T* bias = static_cast<const T*>(ops[0].bias);
   gemv_part<T>(p, ring, reinterpret_cast<const T*>(first + s.hidden * 2), xs, s.hidden, false, s.q1 - s.q0, s.rpl_qkv,
                false, sc, [&](int r, float gate, float) {
                  mine[r] = from_f<T>(gemv_value<T, kNorm>(gate, 0.0f, bias, qkv_row(p, s, s.q0 + r), ops[0].m, 0.0f));
                });
+  stamp(p, slot, kProducts);
   cluster_sync(seen, s.j, s.C, phase);
   for (int v = threadIdx.x; v < s.qkv_rows; v += kThreads) {
     int rank, local;
@@ -378,6 +405,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
     hv[v] = *peer(mine + local, rank);
   }
   csync();
+  stamp(p, slot, kGathered);
   // Every block makes the group's q heads and the new K/V row itself.
   const DecodeOp& at = ops[1];
   const unsigned char* attn_first = front(ring);
@@ -415,6 +443,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
       static_cast<T*>(at.v_pool)[to + j] = fresh_v[j];
     }
   }
+  stamp(p, slot, kPrepared);
   // This block's chunk of positions.
   const AttnItem& it = s.item;
   float acc[2] = {0.0f, 0.0f};
@@ -434,6 +463,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
     st.m[threadIdx.x] = it.active ? sc.m[threadIdx.x] : -INFINITY;
     st.l[threadIdx.x] = it.active ? sc.l[threadIdx.x] : 0.0f;
   }
+  stamp(p, slot, kAttended);
   cluster_sync(seen, s.j, s.C, phase);
   // Merge the cluster's chunks: the group's output, o_proj's input.
 #pragma unroll
@@ -462,25 +492,31 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
     xs[t] = from_f<T>(num / den);
   }
   csync();
+  stamp(p, slot, kMerged);
   // This block's rows of o_proj against the group's columns.
   float* sums = p.sums + (int64_t{(2 * l) & 1} * p.kv_heads + s.c) * s.hidden + s.h0;
   gemv_part<T>(p, ring, nullptr, xs, G * hd, false, s.h1 - s.h0, s.rpl_o, true, sc,
                [&](int r, float gate, float) { sums[r] = gate; });
+  stamp(p, slot, kDone);
 }
 
 template <class T>
 __device__ void mlp_step(const DecodeProgram& p, const Share& s, int l, Ring& ring, Scratch& sc, T* xs, T* rs, T* mine,
                          uint32_t* seen, uint32_t& phase) {
   const DecodeOp* ops = p.ops + 5 * l;
+  const int slot = 5 * l + 3;
+  stamp(p, slot, kStart);
   const unsigned char* first = front(ring);
   stage_residual<T>(p, s, 2 * l + 1, reinterpret_cast<const T*>(first), ops[3].eps, rs, xs, sc);
   release_producer(p, ring);
+  stamp(p, slot, kStaged);
   const T* bias = static_cast<const T*>(ops[3].bias);
   const int row0 = s.c * s.inter_c + s.a0;
   gemv_part<T>(p, ring, reinterpret_cast<const T*>(first + s.hidden * 2), xs, s.hidden, true, s.a1 - s.a0, s.rpl_gu,
                false, sc, [&](int r, float gate, float up) {
                  mine[r] = from_f<T>(gemv_value<T, kNormSwiglu>(gate, up, bias, row0 + r, s.inter, 0.0f));
                });
+  stamp(p, slot, kProducts);
   cluster_sync(seen, s.j, s.C, phase);
   for (int e = threadIdx.x; e < s.inter_c; e += kThreads) {
     int rank, local;
@@ -488,9 +524,11 @@ __device__ void mlp_step(const DecodeProgram& p, const Share& s, int l, Ring& ri
     xs[e] = *peer(mine + local, rank);
   }
   csync();
+  stamp(p, slot, kGathered);
   float* sums = p.sums + (int64_t{(2 * l + 1) & 1} * p.kv_heads + s.c) * s.hidden + s.h0;
   gemv_part<T>(p, ring, nullptr, xs, s.inter_c, false, s.h1 - s.h0, s.rpl_down, true, sc,
                [&](int r, float gate, float) { sums[r] = gate; });
+  stamp(p, slot, kDone);
 }
 
 // --- the kernel ---
@@ -548,9 +586,9 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   uint32_t passes = 0, phase = 0;
   const int layers = p.num_ops / 5;
   for (int l = 0; l < layers; ++l) {
-    if (l > 0) grid_barrier(p.barrier, passes, nullptr);
+    if (l > 0) grid_barrier(p.barrier, passes, trace_slot(p, 5 * l));
     attention_step<T>(p, s, l, ring, sc, xs, rs, mine, hv, fresh, st, seen, phase);
-    grid_barrier(p.barrier, passes, nullptr);
+    grid_barrier(p.barrier, passes, trace_slot(p, 5 * l + 3));
     mlp_step<T>(p, s, l, ring, sc, xs, rs, mine, seen, phase);
   }
   // The residual after the last step, back where the program found it.

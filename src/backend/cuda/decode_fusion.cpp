@@ -162,9 +162,12 @@ void CudaBackend::flush_decode() {
     ~Reset() { p.num_ops = p.heads = p.max_k = 0; }
   } reset{p};
   ++decode_programs_;
-  if (run_cluster_program()) return;
+  if (run_cluster_program()) {
+    if (trace_) write_decode_trace(p.kv_heads * p.cluster);
+    return;
+  }
   cuda::run_decode_program(ty(act_), p, sm_count_, stream_);
-  if (trace_) write_decode_trace();
+  if (trace_) write_decode_trace(sm_count_);
 }
 
 // A one-row program of whole layers on the cluster kernel, where it is on
@@ -195,17 +198,19 @@ bool CudaBackend::run_cluster_program() {
 }
 
 // Text: "ops blocks", the op kinds, then per op and block the kTraceStamps
-// stamps. Skipped while a graph is being recorded (no sync possible then).
-void CudaBackend::write_decode_trace() {
+// stamps (the cluster kernel's: per layer in the slots of its first and
+// fourth op, see decode_cluster.cu). Skipped while a graph is being
+// recorded (no sync possible then).
+void CudaBackend::write_decode_trace(int blocks) {
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   check_cuda(cudaStreamIsCapturing(stream_, &capturing), "decode trace");
   if (capturing != cudaStreamCaptureStatusNone) return;
   const cuda::DecodeProgram& p = *program_;
-  std::vector<unsigned long long> t(size_t(p.num_ops) * sm_count_ * cuda::kTraceStamps);
+  std::vector<unsigned long long> t(size_t(p.num_ops) * blocks * cuda::kTraceStamps);
   check_cuda(cudaStreamSynchronize(stream_), "decode trace");
   check_cuda(cudaMemcpy(t.data(), trace_, t.size() * 8, cudaMemcpyDeviceToHost), "decode trace");
   std::ofstream f(trace_path_);
-  f << p.num_ops << ' ' << sm_count_ << '\n';
+  f << p.num_ops << ' ' << blocks << '\n';
   for (int i = 0; i < p.num_ops; ++i) f << p.ops[i].kind << (i + 1 < p.num_ops ? ' ' : '\n');
   for (size_t i = 0; i < t.size(); ++i) f << t[i] << ((i + 1) % cuda::kTraceStamps ? ' ' : '\n');
 }

@@ -126,41 +126,6 @@ __device__ __forceinline__ int qkv_row(const DecodeProgram& p, const Share& s, i
 
 // --- the producer ---
 
-// The op-list kernel's producer logic for loads described one at a time:
-// reserve() waits until the ring has room for the next load (and the
-// bytes in flight are under the cap) and returns where it goes.
-struct Feeder {
-  RingShared& sh;
-  unsigned char* base;
-  uint32_t size, cap;
-  uint32_t head, issued, freed, landed;
-
-  __device__ unsigned char* reserve(uint32_t bytes, uint64_t*& bar) {
-    uint32_t at = head;
-    if (at % size + bytes > size) at += size - at % size;
-    while (issued - freed >= kInflight || (freed < issued && at + bytes - sh.start[freed % kInflight] > size)) {
-      bar_wait(&sh.empty[freed % kInflight], (freed / kInflight) & 1);
-      ++freed;
-    }
-    landed = max(landed, freed);
-    while (landed < issued && head - sh.start[landed % kInflight] + bytes > cap) {
-      bar_wait(&sh.full[landed % kInflight], (landed / kInflight) & 1);
-      ++landed;
-    }
-    while (sh.hold) {
-    }
-    const int slot = issued % kInflight;
-    if (threadIdx.x % 32 == 0) sh.start[slot] = at;  // before lane 0's arrival on `full` publishes it
-    bar = &sh.full[slot];
-    head = at + bytes;
-    ++issued;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
-    return base + at % size;
-  }
-};
-
 // One load: when prefix > 0, a_bytes of a at its start and b_bytes of b
 // at its middle (either may be null), then `count` rows, row r from
 // src(r), row_bytes each, to rows dst_stride bytes apart.
@@ -295,6 +260,19 @@ __device__ __forceinline__ void stamp(const DecodeProgram& p, int slot, int at) 
   trace_slot(p, slot)[at] = ns;
 }
 
+// Meets the cluster's other blocks (their rows are written), then gathers
+// the n rows they hold in `mine`, split as owner_of splits them, into dst.
+template <class T>
+__device__ __forceinline__ void gather(T* dst, T* mine, int n, int rank, int C, uint32_t* seen, uint32_t& phase) {
+  cluster_sync(seen, rank, C, phase);
+  for (int e = threadIdx.x; e < n; e += kThreads) {
+    int owner, local;
+    owner_of(e, n, C, owner, local);
+    dst[e] = *peer(mine + local, owner);
+  }
+  csync();
+}
+
 // --- steps ---
 
 // Each block's attention result for the merge: per q head of the group
@@ -398,13 +376,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
                  mine[r] = from_f<T>(gemv_value<T, kNorm>(gate, 0.0f, bias, qkv_row(p, s, s.q0 + r), ops[0].m, 0.0f));
                });
   stamp(p, slot, kProducts);
-  cluster_sync(seen, s.j, s.C, phase);
-  for (int v = threadIdx.x; v < s.qkv_rows; v += kThreads) {
-    int rank, local;
-    owner_of(v, s.qkv_rows, s.C, rank, local);
-    hv[v] = *peer(mine + local, rank);
-  }
-  csync();
+  gather(hv, mine, s.qkv_rows, s.j, s.C, seen, phase);
   stamp(p, slot, kGathered);
   // Every block makes the group's q heads and the new K/V row itself.
   const DecodeOp& at = ops[1];
@@ -517,13 +489,7 @@ __device__ void mlp_step(const DecodeProgram& p, const Share& s, int l, Ring& ri
                  mine[r] = from_f<T>(gemv_value<T, kNormSwiglu>(gate, up, bias, row0 + r, s.inter, 0.0f));
                });
   stamp(p, slot, kProducts);
-  cluster_sync(seen, s.j, s.C, phase);
-  for (int e = threadIdx.x; e < s.inter_c; e += kThreads) {
-    int rank, local;
-    owner_of(e, s.inter_c, s.C, rank, local);
-    xs[e] = *peer(mine + local, rank);
-  }
-  csync();
+  gather(xs, mine, s.inter_c, s.j, s.C, seen, phase);
   stamp(p, slot, kGathered);
   float* sums = p.sums + (int64_t{(2 * l + 1) & 1} * p.kv_heads + s.c) * s.hidden + s.h0;
   gemv_part<T>(p, ring, nullptr, xs, s.inter_c, false, s.h1 - s.h0, s.rpl_down, true, sc,
@@ -559,20 +525,13 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   __syncthreads();
   if (threadIdx.x == 0) {
     share = make_share(p);
-    ring_sh.hold = 0;
-    for (int i = 0; i < kInflight; ++i) {
-      bar_init(ring_sh.full + i);
-      bar_init(ring_sh.empty + i);
-    }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-#endif
+    init_ring(ring_sh);
   }
   if (threadIdx.x < kMaxCluster) seen[threadIdx.x] = 0;
   for (int i = threadIdx.x; i < p.head_dim / 2; i += kBlockThreads)
     sincosf(static_cast<float>(p.positions[0]) * p.inv_freq[i], &sc.rot_sn[0][i], &sc.rot_cs[0][i]);
-    // Every block of the cluster has zeroed its slots before any is written.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Every block of the cluster has zeroed its slots before any is written.
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 #endif
   const Share& s = share;
@@ -603,15 +562,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     for (int e = s.s0 + threadIdx.x; e < s.s1; e += kThreads)
       out[e] = from_f<T>(residual_after<T>(p, s, step, e, prev));
   }
-  // The barrier words go back to zero once every block has passed the last
-  // barrier (none is still reading them).
-  csync();
-  uint32_t* exits = p.barrier + kBarrierLines * 32;
-  if (threadIdx.x == 0 && atomicAdd(exits, 1u) == gridDim.x - 1) {
-    for (int j = 0; j < kBarrierLines; ++j) p.barrier[j * 32] = 0;
-    *exits = 0;
-    __threadfence();
-  }
+  leave_grid(p.barrier);
 }
 
 template <class T>

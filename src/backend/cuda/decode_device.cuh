@@ -150,6 +150,57 @@ __device__ __forceinline__ void fine_stamp(unsigned long long* stamps, int at) {
   if (stamps && threadIdx.x == 0) stamps[at] = clock64();
 }
 
+// The producer warp's place in the ring: reserve() waits until the ring has
+// room for the next load and fewer than `cap` bytes are still on their way,
+// then returns where the load goes and the barrier its bytes count on.
+struct Feeder {
+  RingShared& sh;
+  unsigned char* base;
+  uint32_t size, cap;
+  uint32_t head, issued, freed, landed;
+
+  __device__ unsigned char* reserve(uint32_t bytes, uint64_t*& bar) {
+    uint32_t at = head;
+    if (at % size + bytes > size) at += size - at % size;
+    while (issued - freed >= kInflight || (freed < issued && at + bytes - sh.start[freed % kInflight] > size)) {
+      bar_wait(&sh.empty[freed % kInflight], (freed / kInflight) & 1);
+      ++freed;
+    }
+    // Loads land in order; freed ones have landed. sh.start of a load not
+    // yet freed is still its own (its slot is not reused before).
+    landed = max(landed, freed);
+    while (landed < issued && head - sh.start[landed % kInflight] + bytes > cap) {
+      bar_wait(&sh.full[landed % kInflight], (landed / kInflight) & 1);
+      ++landed;
+    }
+    while (sh.hold) {
+    }
+    const int slot = issued % kInflight;
+    if (threadIdx.x % 32 == 0) sh.start[slot] = at;  // before lane 0's arrival on `full` publishes it
+    bar = &sh.full[slot];
+    head = at + bytes;
+    ++issued;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // The consumers' generic reads of this ring space (their release of it
+    // was acquired through the empty barrier) come before the bulk copies.
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+    return base + at % size;
+  }
+};
+
+// Thread 0 sets up the ring's barriers (the block's threads meet before use).
+__device__ __forceinline__ void init_ring(RingShared& sh) {
+  sh.hold = 0;
+  for (int i = 0; i < kInflight; ++i) {
+    bar_init(sh.full + i);
+    bar_init(sh.empty + i);
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+
 // The compute threads' barrier (the producer warp is not in it).
 __device__ __forceinline__ void csync() { asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory"); }
 
@@ -210,6 +261,18 @@ __device__ __forceinline__ void grid_barrier(uint32_t* lines, uint32_t& passes, 
     if (lane == 0 && stamps) asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(stamps[9]));
   }
   csync();
+}
+
+// The barrier words go back to zero once every block has passed the last
+// barrier (none is still reading them): the last block to leave clears them.
+__device__ __forceinline__ void leave_grid(uint32_t* lines) {
+  csync();
+  uint32_t* exits = lines + kBarrierLines * 32;
+  if (threadIdx.x == 0 && atomicAdd(exits, 1u) == gridDim.x - 1) {
+    for (int j = 0; j < kBarrierLines; ++j) lines[j * 32] = 0;
+    *exits = 0;
+    __threadfence();
+  }
 }
 
 struct Scratch {

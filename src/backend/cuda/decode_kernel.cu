@@ -90,11 +90,6 @@ template <class T>
 __device__ __forceinline__ void issue_load(const DecodeProgram& p, const DecodeOp& op, const GemvSpan& s, int j,
                                            unsigned char* dst, uint64_t* bar, const AttnItem& it) {
   const int lane = threadIdx.x % 32;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  // The consumers' generic reads of this ring space (their release of it
-  // was acquired through the empty barrier) come before these writes.
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
   if (op.kind == kOpAttention) {
     int q0, q1, cached;
     attn_sub(it, j, q0, q1, cached);
@@ -146,39 +141,18 @@ __device__ __forceinline__ void issue_load(const DecodeProgram& p, const DecodeO
 template <class T>
 __device__ void produce(const DecodeProgram& p, RingShared& sh, unsigned char* base, uint32_t size,
                         const GemvSpan* spans, const AttnItem& it, unsigned long long* trace) {
-  uint32_t head = 0, issued = 0, freed = 0, landed = 0;
+  Feeder f{sh, base, size, p.inflight_bytes, 0, 0, 0, 0};
   for (int i = 0; i < p.num_ops; ++i) {
     const DecodeOp& op = p.ops[i];
     for (int j = 0; j < spans[i].loads; ++j) {
-      const uint32_t bytes = load_bytes(p, op, spans[i], j, it);
-      uint32_t at = head;
-      if (at % size + bytes > size) at += size - at % size;
-      while (issued - freed >= kInflight || (freed < issued && at + bytes - sh.start[freed % kInflight] > size)) {
-        bar_wait(&sh.empty[freed % kInflight], (freed / kInflight) & 1);
-        ++freed;
+      uint64_t* bar;
+      unsigned char* dst = f.reserve(load_bytes(p, op, spans[i], j, it), bar);
+      if (trace && j == 0 && threadIdx.x % 32 == 0) {
+        unsigned long long ns;
+        asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(ns));
+        trace[int64_t{i} * gridDim.x * kTraceStamps + 7] = ns;
       }
-      // Loads land in order; freed ones have landed. sh.start of a load not
-      // yet freed is still its own (its slot is not reused before).
-      landed = max(landed, freed);
-      while (landed < issued && head - sh.start[landed % kInflight] + bytes > p.inflight_bytes) {
-        bar_wait(&sh.full[landed % kInflight], (landed / kInflight) & 1);
-        ++landed;
-      }
-      while (sh.hold) {
-      }
-      const int slot = issued % kInflight;
-      // Lane 0 writes the offset before its arrival on `full` publishes it.
-      if (threadIdx.x % 32 == 0) {
-        sh.start[slot] = at;
-        if (trace && j == 0) {
-          unsigned long long ns;
-          asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(ns));
-          trace[int64_t{i} * gridDim.x * kTraceStamps + 7] = ns;
-        }
-      }
-      issue_load<T>(p, op, spans[i], j, base + at % size, &sh.full[slot], it);
-      ++issued;
-      head = at + bytes;
+      issue_load<T>(p, op, spans[i], j, dst, bar, it);
       __syncwarp();
     }
   }
@@ -534,14 +508,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   __shared__ GemvSpan spans[kMaxDecodeOps];
   if (threadIdx.x == 0) {
     item = p.heads > 0 ? make_attn_item(p) : AttnItem{};
-    ring_sh.hold = 0;
-    for (int i = 0; i < kInflight; ++i) {
-      bar_init(ring_sh.full + i);
-      bar_init(ring_sh.empty + i);
-    }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-#endif
+    init_ring(ring_sh);
   }
   __syncthreads();
   // The rotary angles of each row: the same in every layer.
@@ -576,15 +543,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     if (trace && threadIdx.x == 0) trace[int64_t{i} * gridDim.x * kTraceStamps + 6] = ring.waited;
     ring.waited = 0;
   }
-  // The barrier words go back to zero once every block has passed the last
-  // barrier (none is still reading them).
-  csync();
-  uint32_t* exits = p.barrier + kBarrierLines * 32;
-  if (threadIdx.x == 0 && atomicAdd(exits, 1u) == gridDim.x - 1) {
-    for (int j = 0; j < kBarrierLines; ++j) p.barrier[j * 32] = 0;
-    *exits = 0;
-    __threadfence();
-  }
+  leave_grid(p.barrier);
 }
 
 template <class T, int N>

@@ -27,7 +27,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader || tr
 decode() {  # SETTING BATCH INPUT OUTPUT: the median decode line's throughput
   local env_args=()
   [ "$1" = - ] || read -r -a env_args <<<"$1"
-  env "${env_args[@]}" "$bundle/bin/nativelm" bench_one_batch --device cuda --model-path "$model" \
+  env "${env_args[@]}" timeout 120 "$bundle/bin/nativelm" bench_one_batch --device cuda --model-path "$model" \
     --batch-size "$2" --input-len "$3" --output-len "$4" 2>&1 | grep -i "decode.*median" | tail -1
 }
 for rep in 1 2; do

@@ -47,7 +47,7 @@ check "CUDA models: transformers, CPU, graphs, batching" "$tests/test_engine" --
 check "CUDA models, decode kernel at every batch size" env NATIVELM_DECODE_KERNEL=all "$tests/test_engine" \
   --gtest_filter='*Cuda*' --gtest_brief=1
 # And with one-row steps on the cluster kernel (opt-in until it is measured faster).
-check "CUDA models, cluster kernel at batch 1" env NATIVELM_DECODE_CLUSTER=1 "$tests/test_engine" \
+check "CUDA models, cluster kernel at batch 1" env NATIVELM_DECODE_CLUSTER=1 timeout 300 "$tests/test_engine" \
   --gtest_filter='*Cuda*' --gtest_brief=1
 memcheck=(compute-sanitizer --tool memcheck --error-exitcode 99)
 check "memcheck: generate" "${memcheck[@]}" "$bin/nativelm" generate --device cuda --model-path "$stories" \
@@ -59,7 +59,7 @@ check "memcheck: batched decode (graphs)" "${memcheck[@]}" "$bin/nativelm" bench
   --model-path "$stories" --batch-size 5 --input-len 40 --output-len 12
 check "memcheck: decode kernel" "${memcheck[@]}" "$tests/test_backend" --gtest_filter='*DecodeProgram*/bfloat16' \
   --gtest_brief=1
-check "memcheck: cluster decode kernel" "${memcheck[@]}" "$tests/test_backend" \
+check "memcheck: cluster decode kernel" timeout 300 "${memcheck[@]}" "$tests/test_backend" \
   --gtest_filter='*DecodeCluster*/bfloat16' --gtest_brief=1
 check "memcheck: batched decode (eager)" "${memcheck[@]}" "$bin/nativelm" bench_one_batch --device cuda \
   --model-path "$stories" --batch-size 3 --input-len 20 --output-len 6 --disable-cuda-graph

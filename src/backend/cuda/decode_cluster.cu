@@ -221,8 +221,10 @@ __device__ __forceinline__ void cluster_sync(uint32_t* seen, int rank, int C, ui
     uint32_t* slot = peer(seen + rank, static_cast<int>(threadIdx.x));
     asm volatile("st.release.cluster.u32 [%0], %1;\n" ::"l"(slot), "r"(phase) : "memory");
     uint32_t got;
+    SpinWatch w{true};
     do {
       asm volatile("ld.acquire.cluster.u32 %0, [%1];\n" : "=r"(got) : "l"(seen + threadIdx.x) : "memory");
+      w.tick();
     } while (got < phase);
   }
   __syncwarp();
@@ -545,16 +547,16 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   uint32_t passes = 0, phase = 0;
   const int layers = p.num_ops / 5;
   for (int l = 0; l < layers; ++l) {
-    if (l > 0) grid_barrier(p.barrier, passes, trace_slot(p, 5 * l));
+    if (l > 0) grid_barrier(p.barrier, passes, trace_slot(p, 5 * l), true);
     attention_step<T>(p, s, l, ring, sc, xs, rs, mine, hv, fresh, st, seen, phase);
-    grid_barrier(p.barrier, passes, trace_slot(p, 5 * l + 3));
+    grid_barrier(p.barrier, passes, trace_slot(p, 5 * l + 3), true);
     mlp_step<T>(p, s, l, ring, sc, xs, rs, mine, seen, phase);
   }
   // The residual after the last step, back where the program found it.
   // Past this barrier no block reads or writes another's shared memory
   // (the last were the MLP step's gather and cluster_sync), so blocks may
   // exit in any order.
-  grid_barrier(p.barrier, passes, nullptr);
+  grid_barrier(p.barrier, passes, nullptr, true);
   {
     const int step = 2 * layers;
     const T* prev = residual_before<T>(p, s, step - 1);
@@ -647,7 +649,9 @@ bool launch(const DecodeProgram& p, cudaStream_t s) {
   // resident at once. decode_cluster_size only offers a cluster size whose
   // clusters fit the device together, and the kernels before this one in
   // the stream have finished when it starts; work from another process (or
-  // stream) holding SMs delays the launch until it is done.
+  // stream) holding SMs delays the launch until it is done. Should blocks
+  // still wait for others that never come, the barriers trap after 10 s
+  // (SpinWatch): the launch fails instead of hanging.
   check_cuda(cudaLaunchKernelEx(&cfg, cluster_kernel<T>, p, static_cast<uint32_t>(xs_bytes),
                                 static_cast<uint32_t>(rs_bytes), static_cast<uint32_t>(ring_bytes)),
              "decode cluster kernel launch");

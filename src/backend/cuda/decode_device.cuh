@@ -236,7 +236,30 @@ __device__ __forceinline__ void pop(Ring& r) {
 // All blocks have finished the op before; its writes are visible after.
 // Block b counts its arrival on line b % kBarrierLines; lane j of warp 0
 // waits for line j to reach `passes` times the blocks that count there.
-__device__ __forceinline__ void grid_barrier(uint32_t* lines, uint32_t& passes, unsigned long long* stamps) {
+// A spin that outlasts kSpinLimitNs waits for a block that will not come
+// (a bug, or blocks that are not all resident at once): with `watch` the
+// kernel traps, so the launch fails with an error instead of hanging.
+constexpr unsigned long long kSpinLimitNs = 10'000'000'000ull;
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long ns;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(ns));
+  return ns;
+}
+struct SpinWatch {
+  bool on;
+  unsigned long long since = 0;
+  uint32_t spins = 0;
+  // Called once per spin; looks at the clock every 1,024 spins.
+  __device__ __forceinline__ void tick() {
+    if (!on || (++spins & 1023) != 0) return;
+    const unsigned long long now = global_ns();
+    if (since == 0) since = now;
+    if (now - since > kSpinLimitNs) __trap();
+  }
+};
+
+__device__ __forceinline__ void grid_barrier(uint32_t* lines, uint32_t& passes, unsigned long long* stamps,
+                                             bool watch = false) {
   csync();
   ++passes;
   if (threadIdx.x < 32) {
@@ -253,8 +276,10 @@ __device__ __forceinline__ void grid_barrier(uint32_t* lines, uint32_t& passes, 
       const uint32_t blocks = (gridDim.x - lane + kBarrierLines - 1) / kBarrierLines;
       const uint32_t* line = lines + lane * 32;
       uint32_t seen;
+      SpinWatch w{watch};
       do {
         asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(seen) : "l"(line) : "memory");
+        w.tick();
       } while (seen < passes * blocks);
     }
     __syncwarp();

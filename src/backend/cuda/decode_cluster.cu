@@ -59,7 +59,6 @@ struct Share {
   int h0, h1;                            // its o / down output rows
   int s0, s1;                            // the residual slice it writes back
   int rpl_qkv, rpl_gu, rpl_o, rpl_down;  // rows per load
-  int n_qkv, n_gu, n_o, n_down;          // loads
   AttnItem item;
 };
 
@@ -91,10 +90,6 @@ __device__ Share make_share(const DecodeProgram& p) {
   s.rpl_gu = rows_per_load(s.hidden * 4);
   s.rpl_o = rows_per_load(s.group * s.hd * 2);
   s.rpl_down = rows_per_load(s.inter_c * 2);
-  s.n_qkv = loads_of(s.q1 - s.q0, s.rpl_qkv);
-  s.n_gu = loads_of(s.a1 - s.a0, s.rpl_gu);
-  s.n_o = loads_of(s.h1 - s.h0, s.rpl_o);
-  s.n_down = loads_of(s.h1 - s.h0, s.rpl_down);
   // Attention: chunk j of the row's positions (the last, made this step,
   // is in the last non-empty chunk); an empty chunk still takes one load,
   // the q/k norm weights.
@@ -108,7 +103,6 @@ __device__ Share make_share(const DecodeProgram& p) {
   it.visible = si.kv_len;
   it.page_off = si.page_off;
   const int chunk = max((it.visible + s.C - 1) / s.C, max(p.min_chunk, 1));
-  it.used = (it.visible + chunk - 1) / chunk;
   it.p0 = min(it.visible, s.j * chunk);
   it.p1 = min(it.visible, it.p0 + chunk);
   it.active = it.p0 < it.p1;
@@ -152,7 +146,7 @@ __device__ void produce_layers(const DecodeProgram& p, const Share& s, Feeder f)
   for (int l = 0; l < p.num_ops / 5; ++l) {
     const DecodeOp* ops = p.ops + 5 * l;
     const T* w_qkv = static_cast<const T*>(ops[0].w);
-    for (int j = 0; j < s.n_qkv; ++j) {
+    for (int j = 0; j < loads_of(s.q1 - s.q0, s.rpl_qkv); ++j) {
       const int first = s.q0 + j * s.rpl_qkv, count = min(s.rpl_qkv, s.q1 - first);
       feed(f, j == 0 ? H * 2 : 0, ops[0].nw, H * 2, nullptr, 0, count, H * 2, padded(H) * 2,
            [&](int r) { return w_qkv + int64_t{qkv_row(p, s, first + r)} * H; });
@@ -171,19 +165,19 @@ __device__ void produce_layers(const DecodeProgram& p, const Share& s, Feeder f)
     }
     const T* w_o = static_cast<const T*>(ops[2].w);
     const int o_k = s.group * hd;
-    for (int j = 0; j < s.n_o; ++j) {
+    for (int j = 0; j < loads_of(s.h1 - s.h0, s.rpl_o); ++j) {
       const int first = s.h0 + j * s.rpl_o, count = min(s.rpl_o, s.h1 - first);
       feed(f, 0, nullptr, 0, nullptr, 0, count, o_k * 2, padded(o_k) * 2,
            [&](int r) { return w_o + int64_t{first + r} * ops[2].k + s.c * o_k; });
     }
     const T* w_gu = static_cast<const T*>(ops[3].w);
-    for (int j = 0; j < s.n_gu; ++j) {
+    for (int j = 0; j < loads_of(s.a1 - s.a0, s.rpl_gu); ++j) {
       const int first = s.c * s.inter_c + s.a0 + j * s.rpl_gu, count = min(s.rpl_gu, s.c * s.inter_c + s.a1 - first);
       feed(f, j == 0 ? H * 2 : 0, ops[3].nw, H * 2, nullptr, 0, 2 * count, H * 2, padded(H) * 2,
            [&](int r) { return w_gu + int64_t{r < count ? first + r : s.inter + first + r - count} * H; });
     }
     const T* w_d = static_cast<const T*>(ops[4].w);
-    for (int j = 0; j < s.n_down; ++j) {
+    for (int j = 0; j < loads_of(s.h1 - s.h0, s.rpl_down); ++j) {
       const int first = s.h0 + j * s.rpl_down, count = min(s.rpl_down, s.h1 - first);
       feed(f, 0, nullptr, 0, nullptr, 0, count, s.inter_c * 2, padded(s.inter_c) * 2,
            [&](int r) { return w_d + int64_t{first + r} * s.inter + s.c * s.inter_c; });
@@ -311,20 +305,11 @@ __device__ void stage_residual(const DecodeProgram& p, const Share& s, int step,
                                Scratch& sc) {
   const int H = s.hidden, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float ss = 0.0f;
-  if (step == 0) {
-    const T* x = residual_before<T>(p, s, 0);
-    for (int e = threadIdx.x; e < H; e += kThreads) {
-      const float v = to_f(__ldcg(x + e));
-      rs[e] = from_f<T>(v);
-      ss += v * v;
-    }
-  } else {
-    const T* prev = residual_before<T>(p, s, step - 1);
-    for (int e = threadIdx.x; e < H; e += kThreads) {
-      const float v = residual_after<T>(p, s, step, e, prev);
-      rs[e] = from_f<T>(v);
-      ss += v * v;
-    }
+  const T* prev = residual_before<T>(p, s, max(step - 1, 0));
+  for (int e = threadIdx.x; e < H; e += kThreads) {
+    const float v = step == 0 ? to_f(__ldcg(prev + e)) : residual_after<T>(p, s, step, e, prev);
+    rs[e] = from_f<T>(v);
+    ss += v * v;
   }
   ss = warp_sum(ss);
   if (lane == 0) sc.warp_ss[0][warp] = ss;
@@ -694,7 +679,7 @@ bool decode_cluster_fits(const DecodeProgram& p, int c) {
   const int qkv_rows = (group + 2) * hd;
   if (qkv_rows < c || inter_c < c || H < c) return false;
   if ((qkv_rows + c - 1) / c > kMaxMine || (inter_c + c - 1) / c > kMaxMine) return false;
-  if (padded(std::max({H, group * hd, inter_c})) * 2 > kXsBudget) return false;
+  if (padded(widest_input(p)) * 2 > kXsBudget) return false;
   return group <= kMaxGroup && hd <= kMaxHd && (hd / 2) <= 32 * kRopePairs;
 }
 

@@ -14,7 +14,6 @@
 // (other blocks wrote it; L1 is not coherent).
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_device.cuh"

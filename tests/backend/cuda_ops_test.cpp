@@ -413,7 +413,7 @@ TEST_P(CudaOps, DecodeProgramMatchesOpByOp) {
 // eight query heads, and a wider model with biases (parts of two loads).
 TEST_P(CudaOps, DecodeClusterMatchesOpByOp) {
   if (dt() == DType::F32) GTEST_SKIP() << "the decode program serves 16-bit models only";
-  if (cuda::decode_cluster_size(static_cast<cuda::Ty>(dt()), 8, 132) == 0)
+  if (cuda::decode_cluster_shape(static_cast<cuda::Ty>(dt()), 8, 132, 132).size == 0)
     GTEST_SKIP() << "no thread-block clusters of 8 or more on this GPU";
   gpu_->set_decode_cluster(true);
   for (const DecodeCase& c : {DecodeCase{1024, 16, 8, 128, 3072, {60}}, DecodeCase{1024, 16, 8, 128, 3072, {1}},

@@ -200,13 +200,22 @@ class CudaBackend final : public Backend {
   // NATIVELM_DECODE_HOLD=0 and NATIVELM_DECODE_INFLIGHT=BYTES for comparisons.
   bool decode_hold_ = true;
   uint32_t decode_inflight_ = 32u << 10;  // bytes a block of the decode kernel may have in flight
+  // The same for the cluster kernel, whose blocks stream ~2-4x the bytes
+  // per step (measured on an H100, docs/benchmarks.md: holding cost it 10%,
+  // 16 KB loads 30%, moving MLP work off the attention clusters 5%).
+  // NATIVELM_DECODE_LOAD_BYTES and NATIVELM_DECODE_BALANCE=1 for comparisons.
+  bool cluster_hold_ = false, cluster_balance_ = false;
+  uint32_t cluster_inflight_ = 128u << 10;
+  int32_t cluster_load_bytes_ = 64 << 10;
   int32_t decode_min_chunk_ = 16;         // attention positions per chunk at least (decode kernel)
   int64_t decode_programs_ = 0;
-  // The cluster kernel for one-row programs: on or off, its cluster size
-  // for kv_heads clusters (worked out once: 0 where it cannot run), and its
-  // buffers (partial sums of the o and down projections, residual).
+  // The cluster kernel for one-row programs: on or off, its shape for
+  // kv_heads (worked out once: zeros where it cannot run; at most
+  // cluster_limit_ clusters, NATIVELM_DECODE_CLUSTERS), and its buffers
+  // (partial sums of the o and down projections, residual).
   bool decode_cluster_ = false;
-  int cluster_kv_heads_ = 0, cluster_size_ = 0;
+  int cluster_kv_heads_ = 0, cluster_limit_ = 1 << 20;
+  int cluster_size_ = 0, cluster_count_ = 0;
   int64_t decode_cluster_programs_ = 0;
   void* cluster_sums_ = nullptr;
   size_t cluster_sums_bytes_ = 0;

@@ -22,6 +22,13 @@
 //     cluster; down_proj rows [j H/C, (j+1) H/C) restricted to the
 //     cluster's columns: a partial sum of the down projection.
 //
+// Clusters of 16 rarely fit 8 kv heads on an H100 (7 at once), and clusters
+// of 8 for the kv heads alone leave half the SMs idle. So there are as many
+// clusters as fit (15 of 8 on an H100): the first kv_heads own a kv head
+// and do the attention step, all of them share the MLP step's
+// intermediate. The others spend the attention step filling their rings
+// with MLP weights.
+//
 // A grid barrier separates the two steps. Each step writes its partial
 // sums [cluster][hidden] to one of two buffers, and the residual after it
 // (rounded as the add kernel rounds) a slice per block to one of two
@@ -52,29 +59,58 @@ constexpr int kMaxMine = 512;  // a block's q/k/v or gate/up rows
 
 // What block (cluster c, rank j) does in every layer.
 struct Share {
-  int c, j, C;
-  int hidden, inter, inter_c, group, hd, qkv_rows;
+  int c, j, C, U;
+  bool attn;  // its cluster owns a kv head (the first kv_heads clusters)
+  int hidden, inter, group, hd, qkv_rows;
+  int i0, inter_c;                       // its cluster's share of the intermediate: [i0, i0 + inter_c)
   int q0, q1;                            // its q/k/v rows, counted over the kv head's q heads, then k, then v
   int a0, a1;                            // its gate/up rows, counted inside the cluster's inter_c
   int h0, h1;                            // its o / down output rows
-  int s0, s1;                            // the residual slice it writes back
+  int s0, s1;                            // the residual slice it writes back (even bounds)
   int rpl_qkv, rpl_gu, rpl_o, rpl_down;  // rows per load
   AttnItem item;
 };
 
-__host__ __device__ __forceinline__ int rows_per_load(int row_bytes) {
-  return max(1, min(kMaxLoadRows, kDecodeGroupBytes / row_bytes));
+__host__ __device__ __forceinline__ int rows_per_load(const DecodeProgram& p, int row_bytes) {
+  return max(1, min(kMaxLoadRows, p.load_bytes / row_bytes));
 }
 __device__ __forceinline__ int loads_of(int rows, int per_load) { return (rows + per_load - 1) / per_load; }
+
+// The intermediate goes to the clusters in pieces of 32 (the tensor-core
+// GEMV's k), evenly; or with p.balance, fewer to the clusters that own a
+// kv head, as they also stream the attention step's weights: the split
+// that gives every block about the same bytes per layer (measured slower:
+// the other clusters' MLP step becomes the longer one). Pieces of the kv
+// heads' clusters together:
+__host__ __device__ __forceinline__ int attention_pieces(const DecodeProgram& p) {
+  const int64_t n = p.ops[3].m / 32, K = p.kv_heads, U = p.clusters, H = p.ops[0].k;
+  if (U <= K || !p.balance) return static_cast<int>(n * K / U);
+  const int64_t attention = (int64_t{p.heads + 2 * p.kv_heads} + p.heads) * p.head_dim * H * 2 / K;  // per cluster
+  const int64_t piece = 32 * 3 * H * 2;  // gate, up and down columns
+  const int64_t x = (n * piece - (U - K) * attention + U * piece / 2) / (U * piece);
+  // At least one piece for every cluster.
+  const int64_t most = (n - (U - K)) / K;
+  return static_cast<int>(K * (x < 1 ? 1 : x > most ? most : x));
+}
+
+// Cluster c's share of the intermediate, [i0, i0 + count).
+__host__ __device__ __forceinline__ void inter_share(const DecodeProgram& p, int c, int& i0, int& count) {
+  const int n = p.ops[3].m / 32, K = p.kv_heads, U = p.clusters, a = attention_pieces(p);
+  auto bound = [&](int c) { return c <= K ? c * a / K : a + (c - K) * (n - a) / (U - K); };
+  i0 = 32 * bound(c);
+  count = 32 * bound(c + 1) - i0;
+}
 
 __device__ Share make_share(const DecodeProgram& p) {
   Share s;
   s.C = p.cluster;
+  s.U = p.clusters;
   s.c = blockIdx.x / s.C;
   s.j = blockIdx.x % s.C;
+  s.attn = s.c < p.kv_heads;
   s.hidden = p.ops[0].k;
   s.inter = p.ops[3].m;
-  s.inter_c = s.inter / p.kv_heads;
+  inter_share(p, s.c, s.i0, s.inter_c);
   s.group = p.heads / p.kv_heads;
   s.hd = p.head_dim;
   s.qkv_rows = (s.group + 2) * s.hd;
@@ -84,12 +120,12 @@ __device__ Share make_share(const DecodeProgram& p) {
   s.a1 = s.inter_c * (s.j + 1) / s.C;
   s.h0 = s.hidden * s.j / s.C;
   s.h1 = s.hidden * (s.j + 1) / s.C;
-  s.s0 = static_cast<int>(int64_t{s.hidden} * blockIdx.x / gridDim.x);
-  s.s1 = static_cast<int>(int64_t{s.hidden} * (blockIdx.x + 1) / gridDim.x);
-  s.rpl_qkv = rows_per_load(s.hidden * 2);
-  s.rpl_gu = rows_per_load(s.hidden * 4);
-  s.rpl_o = rows_per_load(s.group * s.hd * 2);
-  s.rpl_down = rows_per_load(s.inter_c * 2);
+  s.s0 = 2 * static_cast<int>(int64_t{s.hidden / 2} * blockIdx.x / gridDim.x);  // in pairs (residual_pair)
+  s.s1 = 2 * static_cast<int>(int64_t{s.hidden / 2} * (blockIdx.x + 1) / gridDim.x);
+  s.rpl_qkv = rows_per_load(p, s.hidden * 2);
+  s.rpl_gu = rows_per_load(p, s.hidden * 4);
+  s.rpl_o = rows_per_load(p, s.group * s.hd * 2);
+  s.rpl_down = rows_per_load(p, s.inter_c * 2);
   // Attention: chunk j of the row's positions (the last, made this step,
   // is in the last non-empty chunk); an empty chunk still takes one load,
   // the q/k norm weights.
@@ -97,7 +133,7 @@ __device__ Share make_share(const DecodeProgram& p) {
   it = AttnItem{};
   it.group = s.group;
   it.by_hd = div_magic(s.hd);
-  it.kvh = s.c;
+  it.kvh = s.attn ? s.c : 0;
   it.chunk = s.j;
   const SeqInfo si = p.seqs[p.row_seq[0]];
   it.visible = si.kv_len;
@@ -139,40 +175,47 @@ __device__ __forceinline__ void feed(Feeder& f, uint32_t prefix, const void* a, 
   __syncwarp();
 }
 
+// The attention step's loads of one layer (clusters that own a kv head).
+template <class T>
+__device__ void produce_attention(const DecodeProgram& p, const Share& s, const DecodeOp* ops, Feeder& f) {
+  const int H = s.hidden, hd = s.hd;
+  const T* w_qkv = static_cast<const T*>(ops[0].w);
+  for (int j = 0; j < loads_of(s.q1 - s.q0, s.rpl_qkv); ++j) {
+    const int first = s.q0 + j * s.rpl_qkv, count = min(s.rpl_qkv, s.q1 - first);
+    feed(f, j == 0 ? H * 2 : 0, ops[0].nw, H * 2, nullptr, 0, count, H * 2, padded(H) * 2,
+         [&](int r) { return w_qkv + int64_t{qkv_row(p, s, first + r)} * H; });
+  }
+  const DecodeOp& at = ops[1];
+  const int kv_dim = p.kv_heads * hd;
+  for (int j = 0; j < s.item.loads; ++j) {
+    int q0, q1, cached;
+    attn_sub(s.item, j, q0, q1, cached);
+    // The K rows, then the V rows: 2 * cached copies of one row each.
+    feed(f, j == 0 ? 4 * hd : 0, at.nw, hd * 2, at.w, hd * 2, 2 * cached, hd * 2, hd * 2, [&](int r) {
+      const int pos = q0 + (r < cached ? r : r - cached);
+      const int64_t slot = int64_t{p.pages[s.item.page_off + pos / p.page_size]} * p.page_size + pos % p.page_size;
+      return static_cast<const T*>(r < cached ? at.k_pool : at.v_pool) + slot * kv_dim + s.c * hd;
+    });
+  }
+  const T* w_o = static_cast<const T*>(ops[2].w);
+  const int o_k = s.group * hd;
+  for (int j = 0; j < loads_of(s.h1 - s.h0, s.rpl_o); ++j) {
+    const int first = s.h0 + j * s.rpl_o, count = min(s.rpl_o, s.h1 - first);
+    feed(f, 0, nullptr, 0, nullptr, 0, count, o_k * 2, padded(o_k) * 2,
+         [&](int r) { return w_o + int64_t{first + r} * ops[2].k + s.c * o_k; });
+  }
+}
+
 // Every load of every layer, in the order the compute threads use them.
 template <class T>
 __device__ void produce_layers(const DecodeProgram& p, const Share& s, Feeder f) {
-  const int H = s.hidden, hd = s.hd;
+  const int H = s.hidden;
   for (int l = 0; l < p.num_ops / 5; ++l) {
     const DecodeOp* ops = p.ops + 5 * l;
-    const T* w_qkv = static_cast<const T*>(ops[0].w);
-    for (int j = 0; j < loads_of(s.q1 - s.q0, s.rpl_qkv); ++j) {
-      const int first = s.q0 + j * s.rpl_qkv, count = min(s.rpl_qkv, s.q1 - first);
-      feed(f, j == 0 ? H * 2 : 0, ops[0].nw, H * 2, nullptr, 0, count, H * 2, padded(H) * 2,
-           [&](int r) { return w_qkv + int64_t{qkv_row(p, s, first + r)} * H; });
-    }
-    const DecodeOp& at = ops[1];
-    const int kv_dim = p.kv_heads * hd;
-    for (int j = 0; j < s.item.loads; ++j) {
-      int q0, q1, cached;
-      attn_sub(s.item, j, q0, q1, cached);
-      // The K rows, then the V rows: 2 * cached copies of one row each.
-      feed(f, j == 0 ? 4 * hd : 0, at.nw, hd * 2, at.w, hd * 2, 2 * cached, hd * 2, hd * 2, [&](int r) {
-        const int pos = q0 + (r < cached ? r : r - cached);
-        const int64_t slot = int64_t{p.pages[s.item.page_off + pos / p.page_size]} * p.page_size + pos % p.page_size;
-        return static_cast<const T*>(r < cached ? at.k_pool : at.v_pool) + slot * kv_dim + s.c * hd;
-      });
-    }
-    const T* w_o = static_cast<const T*>(ops[2].w);
-    const int o_k = s.group * hd;
-    for (int j = 0; j < loads_of(s.h1 - s.h0, s.rpl_o); ++j) {
-      const int first = s.h0 + j * s.rpl_o, count = min(s.rpl_o, s.h1 - first);
-      feed(f, 0, nullptr, 0, nullptr, 0, count, o_k * 2, padded(o_k) * 2,
-           [&](int r) { return w_o + int64_t{first + r} * ops[2].k + s.c * o_k; });
-    }
+    if (s.attn) produce_attention<T>(p, s, ops, f);
     const T* w_gu = static_cast<const T*>(ops[3].w);
     for (int j = 0; j < loads_of(s.a1 - s.a0, s.rpl_gu); ++j) {
-      const int first = s.c * s.inter_c + s.a0 + j * s.rpl_gu, count = min(s.rpl_gu, s.c * s.inter_c + s.a1 - first);
+      const int first = s.i0 + s.a0 + j * s.rpl_gu, count = min(s.rpl_gu, s.i0 + s.a1 - first);
       feed(f, j == 0 ? H * 2 : 0, ops[3].nw, H * 2, nullptr, 0, 2 * count, H * 2, padded(H) * 2,
            [&](int r) { return w_gu + int64_t{r < count ? first + r : s.inter + first + r - count} * H; });
     }
@@ -180,7 +223,7 @@ __device__ void produce_layers(const DecodeProgram& p, const Share& s, Feeder f)
     for (int j = 0; j < loads_of(s.h1 - s.h0, s.rpl_down); ++j) {
       const int first = s.h0 + j * s.rpl_down, count = min(s.rpl_down, s.h1 - first);
       feed(f, 0, nullptr, 0, nullptr, 0, count, s.inter_c * 2, padded(s.inter_c) * 2,
-           [&](int r) { return w_d + int64_t{first + r} * s.inter + s.c * s.inter_c; });
+           [&](int r) { return w_d + int64_t{first + r} * s.inter + s.i0; });
     }
   }
 }
@@ -278,38 +321,76 @@ struct ChunkState {
   float acc[kMaxGroup * kMaxHd];
 };
 
-// Residual element e after projection step `step` - 1 (its partial sums
-// over the clusters in a fixed order, plus bias, rounded as the
-// projection's output, added to the residual before it).
+// Where step `step` puts cluster c's partial sums, and how many it writes:
+// one per cluster that owns a kv head after an attention step (even),
+// one per cluster after an MLP step.
+__device__ __forceinline__ float* step_sums(const DecodeProgram& p, int step, int c, int H) {
+  return p.sums + (int64_t{step & 1} * p.clusters + c) * H;
+}
+__device__ __forceinline__ int sums_of(const DecodeProgram& p, int step) {
+  return step % 2 == 0 ? p.kv_heads : p.clusters;
+}
+
 template <class T>
-__device__ __forceinline__ float residual_after(const DecodeProgram& p, const Share& s, int step, int e,
-                                                const T* prev) {
-  const float* sums = p.sums + int64_t{(step - 1) & 1} * p.kv_heads * s.hidden;
+__device__ __forceinline__ const T* residual_before(const DecodeProgram& p, int H, int step) {
+  return step == 0 ? static_cast<const T*>(p.ops[0].x) : static_cast<const T*>(p.resid) + (step & 1) * H;
+}
+
+// Residual elements e and e + 1 at the start of step `step` > 0: the
+// partial sums of step - 1 over the clusters (a fixed order), plus bias,
+// rounded as the projection's output, added to the residual before it.
+// Every load is issued before the first add: the loads are a round trip
+// to L2 on the critical path.
+template <class T>
+__device__ __forceinline__ float2 residual_pair(const DecodeProgram& p, int H, int step, int e) {
+  const T* prev = residual_before<T>(p, H, step - 1);
+  const float* sums = step_sums(p, step - 1, 0, H) + e;
+  const int n = sums_of(p, step - 1);
   const DecodeOp& proj = p.ops[5 * ((step - 1) / 2) + ((step - 1) % 2 == 0 ? 2 : 4)];
-  float acc = 0.0f;
-#pragma unroll 8
-  for (int c = 0; c < p.kv_heads; ++c) acc += __ldcg(sums + int64_t{c} * s.hidden + e);
-  return to_f(
-      from_f<T>(gemv_value<T, kAdd>(acc, 0.0f, static_cast<const T*>(proj.bias), e, s.hidden, to_f(__ldcg(prev + e)))));
+  const float old0 = to_f(__ldcg(prev + e)), old1 = to_f(__ldcg(prev + e + 1));
+  float2 acc = make_float2(0.0f, 0.0f);
+  for (int c0 = 0; c0 < n; c0 += 8) {
+    float2 v[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      if (c0 + i < n) v[i] = __ldcg(reinterpret_cast<const float2*>(sums + int64_t{c0 + i} * H));
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      if (c0 + i < n) {
+        acc.x += v[i].x;
+        acc.y += v[i].y;
+      }
+  }
+  const T* bias = static_cast<const T*>(proj.bias);
+  return make_float2(to_f(from_f<T>(gemv_value<T, kAdd>(acc.x, 0.0f, bias, e, H, old0))),
+                     to_f(from_f<T>(gemv_value<T, kAdd>(acc.y, 0.0f, bias, e + 1, H, old1))));
 }
 
+// This block's slice of the residual at the start of step `step` > 0, to out.
 template <class T>
-__device__ __forceinline__ const T* residual_before(const DecodeProgram& p, const Share& s, int step) {
-  return step == 0 ? static_cast<const T*>(p.ops[0].x) : static_cast<const T*>(p.resid) + (step & 1) * s.hidden;
+__device__ __forceinline__ void store_slice(const DecodeProgram& p, const Share& s, int step, T* out) {
+  for (int e = s.s0 + 2 * threadIdx.x; e < s.s1; e += 2 * kThreads) {
+    const float2 v = residual_pair<T>(p, s.hidden, step, e);
+    out[e] = from_f<T>(v.x);
+    out[e + 1] = from_f<T>(v.y);
+  }
 }
 
-// Step `step`'s residual (into rs, and this block's slice back to global
-// memory for the step after) and its RMSNorm with weights nw into xs.
+// Step `step`'s residual into rs (and this block's slice back to global
+// memory for the step after); then, once the step's first load is in (its
+// norm weights first), the RMSNorm into xs. Returns that load.
 template <class T>
-__device__ void stage_residual(const DecodeProgram& p, const Share& s, int step, const T* nw, float eps, T* rs, T* xs,
-                               Scratch& sc) {
+__device__ const unsigned char* stage_residual(const DecodeProgram& p, const Share& s, int step, float eps, Ring& ring,
+                                               T* rs, T* xs, Scratch& sc) {
   const int H = s.hidden, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float ss = 0.0f;
-  const T* prev = residual_before<T>(p, s, max(step - 1, 0));
-  for (int e = threadIdx.x; e < H; e += kThreads) {
-    const float v = step == 0 ? to_f(__ldcg(prev + e)) : residual_after<T>(p, s, step, e, prev);
-    rs[e] = from_f<T>(v);
-    ss += v * v;
+  for (int e = 2 * threadIdx.x; e < H; e += 2 * kThreads) {
+    const T* x = static_cast<const T*>(p.ops[0].x);
+    const float2 v =
+        step == 0 ? make_float2(to_f(__ldcg(x + e)), to_f(__ldcg(x + e + 1))) : residual_pair<T>(p, H, step, e);
+    rs[e] = from_f<T>(v.x);
+    rs[e + 1] = from_f<T>(v.y);
+    ss += v.x * v.x + v.y * v.y;
   }
   ss = warp_sum(ss);
   if (lane == 0) sc.warp_ss[0][warp] = ss;
@@ -318,6 +399,8 @@ __device__ void stage_residual(const DecodeProgram& p, const Share& s, int step,
 #pragma unroll
   for (int w = 0; w < kWarps; ++w) total += sc.warp_ss[0][w];
   const float rstd = rsqrtf(total / static_cast<float>(H) + eps);
+  const unsigned char* first = front(ring);
+  const T* nw = reinterpret_cast<const T*>(first);
   for (int e = threadIdx.x; e < H; e += kThreads)
     xs[e] = from_f<T>(gemv_input<T, kNorm>(to_f(rs[e]), to_f(nw[e]), rstd));
   if (step > 0) {
@@ -325,6 +408,7 @@ __device__ void stage_residual(const DecodeProgram& p, const Share& s, int step,
     for (int e = s.s0 + threadIdx.x; e < s.s1; e += kThreads) out[e] = rs[e];
   }
   csync();
+  return first;
 }
 
 // A GEMV part of a step: `total` rows in loads of per_load from the ring
@@ -353,8 +437,11 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
   // RMSNorm of the residual, then the block's q/k/v rows.
   const int slot = 5 * l;
   stamp(p, slot, kStart);
-  const unsigned char* first = front(ring);
-  stage_residual<T>(p, s, 2 * l, reinterpret_cast<const T*>(first), ops[0].eps, rs, xs, sc);
+  if (!s.attn) {  // a cluster without a kv head only hands its residual slice on
+    if (l > 0) store_slice<T>(p, s, 2 * l, static_cast<T*>(p.resid) + ((2 * l) & 1) * s.hidden);
+    return;
+  }
+  const unsigned char* first = stage_residual<T>(p, s, 2 * l, ops[0].eps, ring, rs, xs, sc);
   release_producer(p, ring);
   stamp(p, slot, kStaged);
   const T* bias = static_cast<const T*>(ops[0].bias);
@@ -453,7 +540,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
   csync();
   stamp(p, slot, kMerged);
   // This block's rows of o_proj against the group's columns.
-  float* sums = p.sums + (int64_t{(2 * l) & 1} * p.kv_heads + s.c) * s.hidden + s.h0;
+  float* sums = step_sums(p, 2 * l, s.c, s.hidden) + s.h0;
   gemv_part<T>(p, ring, nullptr, xs, G * hd, false, s.h1 - s.h0, s.rpl_o, true, sc,
                [&](int r, float gate, float) { sums[r] = gate; });
   stamp(p, slot, kDone);
@@ -465,12 +552,11 @@ __device__ void mlp_step(const DecodeProgram& p, const Share& s, int l, Ring& ri
   const DecodeOp* ops = p.ops + 5 * l;
   const int slot = 5 * l + 3;
   stamp(p, slot, kStart);
-  const unsigned char* first = front(ring);
-  stage_residual<T>(p, s, 2 * l + 1, reinterpret_cast<const T*>(first), ops[3].eps, rs, xs, sc);
+  const unsigned char* first = stage_residual<T>(p, s, 2 * l + 1, ops[3].eps, ring, rs, xs, sc);
   release_producer(p, ring);
   stamp(p, slot, kStaged);
   const T* bias = static_cast<const T*>(ops[3].bias);
-  const int row0 = s.c * s.inter_c + s.a0;
+  const int row0 = s.i0 + s.a0;
   gemv_part<T>(p, ring, reinterpret_cast<const T*>(first + s.hidden * 2), xs, s.hidden, true, s.a1 - s.a0, s.rpl_gu,
                false, sc, [&](int r, float gate, float up) {
                  mine[r] = from_f<T>(gemv_value<T, kNormSwiglu>(gate, up, bias, row0 + r, s.inter, 0.0f));
@@ -478,7 +564,7 @@ __device__ void mlp_step(const DecodeProgram& p, const Share& s, int l, Ring& ri
   stamp(p, slot, kProducts);
   gather(xs, mine, s.inter_c, s.j, s.C, seen, phase);
   stamp(p, slot, kGathered);
-  float* sums = p.sums + (int64_t{(2 * l + 1) & 1} * p.kv_heads + s.c) * s.hidden + s.h0;
+  float* sums = step_sums(p, 2 * l + 1, s.c, s.hidden) + s.h0;
   gemv_part<T>(p, ring, nullptr, xs, s.inter_c, false, s.h1 - s.h0, s.rpl_down, true, sc,
                [&](int r, float gate, float) { sums[r] = gate; });
   stamp(p, slot, kDone);
@@ -542,13 +628,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   // (the last were the MLP step's gather and cluster_sync), so blocks may
   // exit in any order.
   grid_barrier(p.barrier, passes, nullptr, true);
-  {
-    const int step = 2 * layers;
-    const T* prev = residual_before<T>(p, s, step - 1);
-    T* out = static_cast<T*>(p.ops[5 * (layers - 1) + 4].out);
-    for (int e = s.s0 + threadIdx.x; e < s.s1; e += kThreads)
-      out[e] = from_f<T>(residual_after<T>(p, s, step, e, prev));
-  }
+  store_slice<T>(p, s, 2 * layers, static_cast<T*>(p.ops[5 * (layers - 1) + 4].out));
   leave_grid(p.barrier);
 }
 
@@ -584,15 +664,31 @@ cudaLaunchConfig_t config(int clusters, int c, cudaLaunchAttribute* attr) {
   return cfg;
 }
 
-// The widest input a GEMV part stages (xs): hidden, the group's heads, or
-// the cluster's share of the intermediate.
-int widest_input(const DecodeProgram& p) {
-  const int group = p.heads / p.kv_heads;
-  return std::max({p.ops[0].k, group * p.head_dim, p.ops[3].m / p.kv_heads});
+// The smallest and largest share of the intermediate among p's clusters.
+void inter_shares(const DecodeProgram& p, int& least, int& most) {
+  least = p.ops[3].m;
+  most = 0;
+  for (int c = 0; c < p.clusters; ++c) {
+    int i0 = 0, n = 0;
+    inter_share(p, c, i0, n);
+    least = std::min(least, n);
+    most = std::max(most, n);
+  }
 }
 
+// The widest input a GEMV part stages (xs): hidden, the group's heads, or
+// a cluster's share of the intermediate.
+int widest_input(const DecodeProgram& p) {
+  int least = 0, most = 0;
+  inter_shares(p, least, most);
+  return std::max({p.ops[0].k, p.heads / p.kv_heads * p.head_dim, most});
+}
+
+// Clusters of 16 blocks where kv_heads of them fit the device at once, else
+// of 8; as many clusters as fit (at most max_clusters), the first kv_heads
+// of them owning a kv head each.
 template <class T>
-int cluster_size(int kv_heads, int sm_count) {
+ClusterShape cluster_shape(int kv_heads, int sm_count, int max_clusters) {
   for (int c : {16, 8}) {
     if (kv_heads * c > sm_count) continue;
     cudaLaunchAttribute attr[1];
@@ -602,20 +698,22 @@ int cluster_size(int kv_heads, int sm_count) {
       cudaGetLastError();
       continue;
     }
-    if (active >= kv_heads) return c;
+    if (active >= kv_heads) return ClusterShape{c, std::max(kv_heads, std::min({active, sm_count / c, max_clusters}))};
   }
-  return 0;
+  return ClusterShape{};
 }
 
 // The largest load a block queues (each must fit the ring whole): a part's
 // first load with its norm weights and a full load of rows, or a full
 // sub-chunk of K and V rows.
 int64_t largest_load(const DecodeProgram& p) {
-  const int64_t H = p.ops[0].k, hd = p.head_dim, o_k = p.heads / p.kv_heads * hd, inter_c = p.ops[3].m / p.kv_heads;
-  const int64_t qkv = 2 * H + int64_t{rows_per_load(static_cast<int>(H * 2))} * padded(static_cast<int>(H)) * 2;
-  const int64_t gu = 2 * H + 2 * int64_t{rows_per_load(static_cast<int>(H * 4))} * padded(static_cast<int>(H)) * 2;
-  const int64_t o = int64_t{rows_per_load(static_cast<int>(o_k * 2))} * padded(static_cast<int>(o_k)) * 2;
-  const int64_t down = int64_t{rows_per_load(static_cast<int>(inter_c * 2))} * padded(static_cast<int>(inter_c)) * 2;
+  int least = 0, most = 0;
+  inter_shares(p, least, most);
+  const int64_t H = p.ops[0].k, hd = p.head_dim, o_k = p.heads / p.kv_heads * hd, inter_c = most;
+  const int64_t qkv = 2 * H + int64_t{rows_per_load(p, static_cast<int>(H * 2))} * padded(static_cast<int>(H)) * 2;
+  const int64_t gu = 2 * H + 2 * int64_t{rows_per_load(p, static_cast<int>(H * 4))} * padded(static_cast<int>(H)) * 2;
+  const int64_t o = int64_t{rows_per_load(p, static_cast<int>(o_k * 2))} * padded(static_cast<int>(o_k)) * 2;
+  const int64_t down = int64_t{rows_per_load(p, static_cast<int>(inter_c * 2))} * padded(static_cast<int>(inter_c)) * 2;
   const int64_t attention = 4 * hd + 2 * int64_t{kSubChunk} * hd * 2;
   return std::max({qkv, gu, o, down, attention});
 }
@@ -623,7 +721,7 @@ int64_t largest_load(const DecodeProgram& p) {
 template <class T>
 bool launch(const DecodeProgram& p, cudaStream_t s) {
   cudaLaunchAttribute attr[1];
-  cudaLaunchConfig_t cfg = config<T>(p.kv_heads, p.cluster, attr);
+  cudaLaunchConfig_t cfg = config<T>(p.clusters, p.cluster, attr);
   cfg.stream = s;
   const int64_t xs_bytes = (padded(widest_input(p)) * 2 + 15) / 16 * 16;
   const int64_t rs_bytes = (int64_t{p.ops[0].k} * 2 + 15) / 16 * 16;
@@ -631,8 +729,8 @@ bool launch(const DecodeProgram& p, cudaStream_t s) {
   if (ring_bytes < largest_load(p)) return false;  // a GPU with less shared memory than an H100
   // Not a cooperative launch (it does not combine with clusters): every
   // block waits for the others at the grid barriers, so all must be
-  // resident at once. decode_cluster_size only offers a cluster size whose
-  // clusters fit the device together, and the kernels before this one in
+  // resident at once. decode_cluster_shape only offers clusters that fit
+  // the device together, and the kernels before this one in
   // the stream have finished when it starts; work from another process (or
   // stream) holding SMs delays the launch until it is done. Should blocks
   // still wait for others that never come, the barriers trap after 10 s
@@ -645,16 +743,19 @@ bool launch(const DecodeProgram& p, cudaStream_t s) {
 
 }  // namespace
 
-int decode_cluster_size(Ty t, int kv_heads, int sm_count) {
+ClusterShape decode_cluster_shape(Ty t, int kv_heads, int sm_count, int max_clusters) {
   int dev = 0, major = 0;
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  if (major < 9 || t == Ty::F32 || kv_heads < 1) return 0;
-  return t == Ty::F16 ? cluster_size<__half>(kv_heads, sm_count) : cluster_size<__nv_bfloat16>(kv_heads, sm_count);
+  if (major < 9 || t == Ty::F32 || kv_heads < 1) return ClusterShape{};
+  return t == Ty::F16 ? cluster_shape<__half>(kv_heads, sm_count, max_clusters)
+                      : cluster_shape<__nv_bfloat16>(kv_heads, sm_count, max_clusters);
 }
 
-bool decode_cluster_fits(const DecodeProgram& p, int c) {
-  if (c < 1 || c > kMaxCluster || p.rows != 1 || p.heads < 1 || p.kv_heads < 1 || p.num_ops < 5 || p.num_ops % 5)
+bool decode_cluster_fits(const DecodeProgram& p) {
+  const int c = p.cluster;
+  if (c < 1 || c > kMaxCluster || p.clusters < p.kv_heads || p.rows != 1 || p.heads < 1 || p.kv_heads < 1 ||
+      p.num_ops < 5 || p.num_ops % 5)
     return false;
   const int group = p.heads / p.kv_heads, hd = p.head_dim;
   const int H = p.ops[0].k, I = p.ops[3].m;
@@ -673,12 +774,13 @@ bool decode_cluster_fits(const DecodeProgram& p, int c) {
   }
   // The tensor-core GEMV takes k in chunks of 32: the o part's k is the
   // group's heads, the down part's the cluster's share of the intermediate.
-  const int inter_c = I / p.kv_heads;
-  if (I % p.kv_heads != 0 || inter_c % 32 != 0 || (group * hd) % 32 != 0 || H % 32 != 0) return false;
+  if (I % 32 != 0 || (group * hd) % 32 != 0 || H % 32 != 0) return false;
+  int least = 0, most = 0;
+  inter_shares(p, least, most);
   // Every block has rows of every part; its q/k/v and gate/up rows fit its slots.
   const int qkv_rows = (group + 2) * hd;
-  if (qkv_rows < c || inter_c < c || H < c) return false;
-  if ((qkv_rows + c - 1) / c > kMaxMine || (inter_c + c - 1) / c > kMaxMine) return false;
+  if (qkv_rows < c || least < std::max(c, 32) || H < c) return false;
+  if ((qkv_rows + c - 1) / c > kMaxMine || (most + c - 1) / c > kMaxMine) return false;
   if (padded(widest_input(p)) * 2 > kXsBudget) return false;
   return group <= kMaxGroup && hd <= kMaxHd && (hd / 2) <= 32 * kRopePairs;
 }

@@ -45,14 +45,19 @@ void CudaBackend::init_decode_fusion() {
     if (std::strcmp(v, "all") == 0) set_decode_program_rows(1);
   }
   if (const char* v = std::getenv("NATIVELM_DECODE_CLUSTER"); v && std::strcmp(v, "1") == 0) set_decode_cluster(true);
+  // At most this many clusters (comparisons: the kv heads' clusters alone).
+  if (const char* v = std::getenv("NATIVELM_DECODE_CLUSTERS"); v && std::atoi(v) > 0) cluster_limit_ = std::atoi(v);
+  if (const char* v = std::getenv("NATIVELM_DECODE_BALANCE")) cluster_balance_ = std::strcmp(v, "1") == 0;
+  if (const char* v = std::getenv("NATIVELM_DECODE_LOAD_BYTES"); v && std::atoi(v) >= 1024)
+    cluster_load_bytes_ = std::min(std::atoi(v), cuda::kDecodeGroupBytes);
   if (const char* v = std::getenv("NATIVELM_DECODE_TRACE"); v && *v) {
     trace_path_ = v;
     trace_ = static_cast<unsigned long long*>(
         device_alloc(size_t(cuda::kMaxDecodeOps) * sm_count_ * cuda::kTraceStamps * 8, "decode kernel trace"));
   }
-  if (const char* v = std::getenv("NATIVELM_DECODE_HOLD")) decode_hold_ = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("NATIVELM_DECODE_HOLD")) decode_hold_ = cluster_hold_ = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("NATIVELM_DECODE_INFLIGHT"); v && std::atol(v) > 0)
-    decode_inflight_ = static_cast<uint32_t>(std::min(std::atol(v), 1L << 30));
+    decode_inflight_ = cluster_inflight_ = static_cast<uint32_t>(std::min(std::atol(v), 1L << 30));
   if (const char* v = std::getenv("NATIVELM_DECODE_MIN_CHUNK"); v && std::atol(v) > 0)
     decode_min_chunk_ = static_cast<int32_t>(std::min(std::atol(v), 1L << 20));
   constexpr size_t kBarrierBytes = cuda::kBarrierWords * sizeof(uint32_t);
@@ -91,8 +96,9 @@ bool CudaBackend::fuse_gemv(int kind, const Tensor& x, const Tensor* norm, float
   if (fits && decode_cluster_ && rows == 1 && kind == cuda::kOpGemvAdd && p.kv_heads > 0) {
     // The cluster kernel's buffers, sized before the op joins: growing one
     // runs what is pending (drop_recordings), which only the first step sees.
-    const size_t kv = static_cast<size_t>(p.kv_heads);
-    grown(cluster_sums_, cluster_sums_bytes_, 2 * kv * m * sizeof(float), "decode cluster sums");
+    // (sm_count_ bounds the clusters.)
+    const size_t clusters = static_cast<size_t>(sm_count_);
+    grown(cluster_sums_, cluster_sums_bytes_, 2 * clusters * m * sizeof(float), "decode cluster sums");
     grown(cluster_resid_, cluster_resid_bytes_, 2 * m * dtype_size(act_), "decode cluster residual");
   }
   if (!fits || (p.num_ops > 0 && p.rows != rows) || p.num_ops == cuda::kMaxDecodeOps) flush_decode();
@@ -163,7 +169,7 @@ void CudaBackend::flush_decode() {
   } reset{p};
   ++decode_programs_;
   if (run_cluster_program()) {
-    if (trace_) write_decode_trace(p.kv_heads * p.cluster);
+    if (trace_) write_decode_trace(p.clusters * p.cluster);
     return;
   }
   cuda::run_decode_program(ty(act_), p, sm_count_, stream_);
@@ -177,20 +183,31 @@ bool CudaBackend::run_cluster_program() {
   if (!decode_cluster_ || p.rows != 1 || p.kv_heads < 1) return false;
   if (cluster_kv_heads_ != p.kv_heads) {
     cluster_kv_heads_ = p.kv_heads;
-    cluster_size_ = cuda::decode_cluster_size(ty(act_), p.kv_heads, sm_count_);
+    const cuda::ClusterShape shape = cuda::decode_cluster_shape(ty(act_), p.kv_heads, sm_count_, cluster_limit_);
+    cluster_size_ = shape.size;
+    cluster_count_ = shape.count;
     // Where it cannot run at all, one-row steps go back to kernel by kernel
     // (the op-list kernel is slower there).
     if (cluster_size_ == 0) decode_cluster_ = false;
   }
-  if (cluster_size_ == 0 || !cuda::decode_cluster_fits(p, cluster_size_)) return false;
-  const size_t hidden = static_cast<size_t>(p.ops[0].k), kv = static_cast<size_t>(p.kv_heads);
-  if (cluster_sums_bytes_ < 2 * kv * hidden * sizeof(float) || cluster_resid_bytes_ < 2 * hidden * dtype_size(act_))
-    return false;
   p.cluster = cluster_size_;
+  p.load_bytes = cluster_load_bytes_;
+  p.balance = cluster_balance_ ? 1 : 0;
+  // Every cluster takes at least 32 of the intermediate (decode_cluster_fits).
+  p.clusters = std::max(p.kv_heads, std::min(cluster_count_, p.ops[3].m / 32));
+  if (p.cluster == 0 || !cuda::decode_cluster_fits(p)) return false;
+  const size_t hidden = static_cast<size_t>(p.ops[0].k), clusters = static_cast<size_t>(p.clusters);
+  if (cluster_sums_bytes_ < 2 * clusters * hidden * sizeof(float) ||
+      cluster_resid_bytes_ < 2 * hidden * dtype_size(act_))
+    return false;
   p.sums = static_cast<float*>(cluster_sums_);
   p.resid = cluster_resid_;
+  p.hold = cluster_hold_ ? 1 : 0;
+  p.inflight_bytes = cluster_inflight_;
   if (!cuda::run_decode_cluster(ty(act_), p, stream_)) {
     decode_cluster_ = false;
+    p.hold = decode_hold_ ? 1 : 0;  // the op-list kernel's pacing, for the launch that follows
+    p.inflight_bytes = decode_inflight_;
     return false;
   }
   ++decode_cluster_programs_;

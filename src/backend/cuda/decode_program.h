@@ -75,10 +75,12 @@ struct alignas(16) DecodeProgram {
   // Null, or [num_ops][blocks][kTraceStamps] timestamps of each block's
   // phases (NATIVELM_DECODE_TRACE, for finding where a step's time goes).
   unsigned long long* trace;
-  // The cluster kernel only (decode_cluster.cu): blocks per cluster, the o
-  // and down projections' sums per cluster [2][kv_heads][hidden] (f32), and
-  // the residual after each of its steps [2][hidden].
-  int32_t cluster;
+  // The cluster kernel only (decode_cluster.cu): blocks per cluster,
+  // clusters, the o and down projections' sums per cluster
+  // [2][clusters][hidden] (f32), and the residual after each of its steps
+  // [2][hidden]. Its bytes per load, and whether clusters without a kv
+  // head take more of the MLP (attention_pieces).
+  int32_t cluster, clusters, load_bytes, balance;
   float* sums;
   void* resid;
   DecodeOp ops[kMaxDecodeOps];
@@ -97,14 +99,19 @@ int decode_attention_splits(int rows, int kv_heads, int blocks);
 void run_decode_program(Ty t, const DecodeProgram& p, int blocks, cudaStream_t s);
 
 // The cluster kernel (decode_cluster.cu) runs a one-row program of whole
-// layers with a cluster of blocks per kv head. Blocks per cluster it can
-// run with on this device for kv_heads clusters (16 or 8), or 0.
-int decode_cluster_size(Ty t, int kv_heads, int sm_count);
-// Whether program p (its layout fields set) is whole layers of the shape
-// the cluster kernel serves (norm + qkv, attention, o + add, norm +
-// gate/up, down + add, one residual stream), with clusters of c blocks.
-bool decode_cluster_fits(const DecodeProgram& p, int c);
-// Launches p (p.cluster, p.sums and p.resid set); false, and nothing
+// layers with a cluster of blocks per kv head, and more clusters where
+// they fit, which share the MLP. Its shape on this device: blocks per
+// cluster (16 or 8) and clusters (kv_heads up to max_clusters), or zeros
+// where it cannot run.
+struct ClusterShape {
+  int size = 0, count = 0;
+};
+ClusterShape decode_cluster_shape(Ty t, int kv_heads, int sm_count, int max_clusters);
+// Whether program p (its layout fields, cluster and clusters set) is whole
+// layers of the shape the cluster kernel serves (norm + qkv, attention,
+// o + add, norm + gate/up, down + add, one residual stream).
+bool decode_cluster_fits(const DecodeProgram& p);
+// Launches p (p.cluster, p.clusters, p.sums and p.resid set); false, and nothing
 // launched, when its loads do not fit the device's shared memory; throws
 // nativelm::Error if the launch fails. Its GEMV and attention outputs
 // (qkv, attention, activation) are not written: they stay in the blocks.

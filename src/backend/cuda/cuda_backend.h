@@ -201,7 +201,7 @@ class CudaBackend final : public Backend {
   bool decode_hold_ = true;
   uint32_t decode_inflight_ = 32u << 10;  // bytes a block of the decode kernel may have in flight
   // The same for the cluster kernel, whose blocks stream ~2-4x the bytes
-  // per step (measured on an H100, docs/benchmarks.md: holding cost it 10%,
+  // per step (measured on an H100, docs/benchmarks.md: holding cost it 7-10%,
   // 16 KB loads 30%, moving MLP work off the attention clusters 5%).
   // NATIVELM_DECODE_LOAD_BYTES and NATIVELM_DECODE_BALANCE=1 for comparisons.
   bool cluster_hold_ = false, cluster_balance_ = false;

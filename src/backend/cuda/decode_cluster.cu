@@ -438,6 +438,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
   const int slot = 5 * l;
   stamp(p, slot, kStart);
   if (!s.attn) {  // a cluster without a kv head only hands its residual slice on
+    release_producer(p, ring);  // and fills its ring with the MLP step's weights meanwhile
     if (l > 0) store_slice<T>(p, s, 2 * l, static_cast<T*>(p.resid) + ((2 * l) & 1) * s.hidden);
     return;
   }
@@ -707,13 +708,18 @@ ClusterShape cluster_shape(int kv_heads, int sm_count, int max_clusters) {
 // first load with its norm weights and a full load of rows, or a full
 // sub-chunk of K and V rows.
 int64_t largest_load(const DecodeProgram& p) {
-  int least = 0, most = 0;
-  inter_shares(p, least, most);
-  const int64_t H = p.ops[0].k, hd = p.head_dim, o_k = p.heads / p.kv_heads * hd, inter_c = most;
+  const int64_t H = p.ops[0].k, hd = p.head_dim, o_k = p.heads / p.kv_heads * hd;
   const int64_t qkv = 2 * H + int64_t{rows_per_load(p, static_cast<int>(H * 2))} * padded(static_cast<int>(H)) * 2;
   const int64_t gu = 2 * H + 2 * int64_t{rows_per_load(p, static_cast<int>(H * 4))} * padded(static_cast<int>(H)) * 2;
   const int64_t o = int64_t{rows_per_load(p, static_cast<int>(o_k * 2))} * padded(static_cast<int>(o_k)) * 2;
-  const int64_t down = int64_t{rows_per_load(p, static_cast<int>(inter_c * 2))} * padded(static_cast<int>(inter_c)) * 2;
+  // A down load's size is not monotone in the cluster's share (the row cap,
+  // padding), so every share is looked at.
+  int64_t down = 0;
+  for (int c = 0; c < p.clusters; ++c) {
+    int i0 = 0, n = 0;
+    inter_share(p, c, i0, n);
+    down = std::max(down, int64_t{rows_per_load(p, n * 2)} * padded(n) * 2);
+  }
   const int64_t attention = 4 * hd + 2 * int64_t{kSubChunk} * hd * 2;
   return std::max({qkv, gu, o, down, attention});
 }

@@ -180,7 +180,7 @@ void CudaBackend::flush_decode() {
 // and can serve it; false when not (nothing launched).
 bool CudaBackend::run_cluster_program() {
   cuda::DecodeProgram& p = *program_;
-  if (!decode_cluster_ || p.rows != 1 || p.kv_heads < 1) return false;
+  if (!decode_cluster_ || p.rows != 1 || p.kv_heads < 1 || p.num_ops < 5) return false;
   if (cluster_kv_heads_ != p.kv_heads) {
     cluster_kv_heads_ = p.kv_heads;
     const cuda::ClusterShape shape = cuda::decode_cluster_shape(ty(act_), p.kv_heads, sm_count_, cluster_limit_);

@@ -10,10 +10,12 @@ build="$root/build-gpu"
 out="$root/.gpu"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNATIVELM_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-cmake --build "$build" --target nativelm test_backend test_engine make_random_checkpoint bench_cuda_decode_chain
+cmake --build "$build" --target nativelm test_backend test_engine make_random_checkpoint bench_cuda_decode_chain \
+  bench_cuda_sync_latency
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib" "$out/shared/models"
-for b in nativelm tests/test_backend tests/test_engine tools/make_random_checkpoint bench/bench_cuda_decode_chain; do
+for b in nativelm tests/test_backend tests/test_engine tools/make_random_checkpoint bench/bench_cuda_decode_chain \
+  bench/bench_cuda_sync_latency; do
   [ -f "$build/$b" ] && strip -o "$out/bin/$(basename "$b")" "$build/$b"
 done
 ldd "$build/nativelm" "$build/tests/test_engine" "$build/bench/bench_cuda_decode_chain" | awk '/=> \//{print $3}' | sort -u |

@@ -300,6 +300,47 @@ __device__ __forceinline__ void leave_grid(uint32_t* lines) {
   }
 }
 
+// --- clusters (sm_90) ---
+
+// The address of `local` (this block's shared memory) in block `rank` of
+// the cluster.
+template <class P>
+__device__ __forceinline__ P* peer(P* local, int rank) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint64_t out;
+  asm volatile("mapa.u64 %0, %1, %2;\n" : "=l"(out) : "l"(local), "r"(rank));
+  return reinterpret_cast<P*>(out);
+#else
+  return local;
+#endif
+}
+
+// The compute threads of the cluster's blocks meet (the producer warps do
+// not take part, so the hardware cluster barrier, which counts every
+// thread, cannot serve). Each block has a slot per block of the cluster;
+// lane r of warp 0 writes the phase into this block's slot in block r
+// (release), then waits until block r has written it into this block's
+// slot r (acquire). A slot per writer, not a counter: a block already at
+// the next phase cannot stand in for one still on its way.
+__device__ __forceinline__ void cluster_sync(uint32_t* seen, int rank, int C, uint32_t& phase) {
+  csync();
+  ++phase;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (threadIdx.x < C) {
+    uint32_t* slot = peer(seen + rank, static_cast<int>(threadIdx.x));
+    asm volatile("st.release.cluster.u32 [%0], %1;\n" ::"l"(slot), "r"(phase) : "memory");
+    uint32_t got;
+    SpinWatch w{true};
+    do {
+      asm volatile("ld.acquire.cluster.u32 %0, [%1];\n" : "=r"(got) : "l"(seen + threadIdx.x) : "memory");
+      w.tick();
+    } while (got < phase);
+  }
+  __syncwarp();
+#endif
+  csync();
+}
+
 struct Scratch {
   float rstd[kMaxDecodeRows];
   float warp_ss[kStageRegs][kWarps];       // each warp's sum of squares of its input pieces

@@ -1,0 +1,244 @@
+// The floor under a persistent decode kernel's dependent phases: how long
+// one grid barrier (decode_device.cuh, as the decode kernels use it), one
+// cluster barrier of 8 blocks, and one "chain" round (every block reads a
+// vector from L2, reduces it, writes its slice, then the grid barrier)
+// take, alone and while every block's producer warp keeps some bytes of
+// bulk copies from HBM in flight (the weight stream of a decode step; the
+// stream's bandwidth is reported too). Time is per round, from block 0's
+// clock over `rounds` rounds in one launch.
+//
+// Why: at batch 1 a Qwen3-0.6B layer is ~30 us of 1.5-6 us phases against
+// ~10 us of weight traffic (docs/benchmarks.md); the next kernel design
+// needs these floors, measured, not guessed.
+#include <benchmark/benchmark.h>
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "backend/cuda/decode_device.cuh"
+
+namespace nativelm::cuda {
+namespace {
+
+using namespace decode;
+
+enum Mode : int { kBarrier = 0, kChain = 1, kCluster = 2 };
+
+constexpr int kCopies = 4;  // the traffic's bulk copies in flight per block, of inflight / kCopies bytes each
+constexpr int kClusterBlocks = 8;
+
+struct Probe {
+  uint32_t* lines;  // kBarrierWords zeroed words
+  float* vec;       // [n]: the chain's vector
+  int n;
+  const unsigned char* big;  // the traffic's source, big_bytes (a multiple of every copy size)
+  size_t big_bytes;
+  int rounds;
+  int inflight;            // traffic bytes in flight per block, 0 for none
+  unsigned long long* ns;  // block 0's start and end; the traffic's first start, last end and bytes
+};
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+// The producer warp: kCopies bulk copies in flight until *stop, then
+// waits for the last ones (the ring must outlive them).
+__device__ void stream(const Probe& p, unsigned char* ring, uint64_t* full, volatile int* stop) {
+  const int lane = threadIdx.x % 32;
+  const uint32_t bytes = p.inflight / kCopies;
+  const size_t chunks = p.big_bytes / bytes;
+  const unsigned long long start = global_ns();
+  size_t chunk = chunks / gridDim.x * blockIdx.x;  // blocks stream disjoint parts (no L2 hits)
+  uint32_t issued = 0;
+  while (!*stop) {
+    const int slot = issued % kCopies;
+    if (issued >= kCopies) bar_wait(&full[slot], ((issued - kCopies) / kCopies) & 1);
+    if (lane == 0) {
+      bar_expect(&full[slot], bytes);
+      bulk_copy(ring + slot * bytes, p.big + chunk * bytes, bytes, &full[slot]);
+    }
+    __syncwarp();
+    chunk = (chunk + 1) % chunks;
+    ++issued;
+  }
+  for (uint32_t j = issued > kCopies ? issued - kCopies : 0; j < issued; ++j)
+    bar_wait(&full[j % kCopies], (j / kCopies) & 1);
+  if (lane == 0) {
+    atomicMin(p.ns + 2, start);
+    atomicMax(p.ns + 3, global_ns());
+    atomicAdd(p.ns + 4, static_cast<unsigned long long>(issued) * bytes);
+  }
+}
+
+// One chain round's work before its barrier: the whole vector from L2,
+// summed over the block, and this block's slice of it rewritten.
+__device__ void chain_round(const Probe& p, float* warp_part) {
+  float s = 0.0f;
+  for (int e = threadIdx.x; e < p.n; e += kThreads) s += __ldcg(p.vec + e);
+  s = warp_sum(s);
+  if (threadIdx.x % 32 == 0) warp_part[threadIdx.x / 32] = s;
+  csync();
+  float total = 0.0f;
+  for (int w = 0; w < kWarps; ++w) total += warp_part[w];
+  const int e0 = static_cast<int>(int64_t{p.n} * blockIdx.x / gridDim.x);
+  const int e1 = static_cast<int>(int64_t{p.n} * (blockIdx.x + 1) / gridDim.x);
+  for (int e = e0 + threadIdx.x; e < e1; e += kThreads) p.vec[e] = 1.0f + total * 1e-12f;
+}
+
+template <int M>
+// Run on sm_90 and newer only (BM_SyncLatency); the sm_90 instructions are
+// left out of other targets' builds.
+__global__ void __launch_bounds__(kBlockThreads, 1) probe(const __grid_constant__ Probe p) {
+  extern __shared__ __align__(128) unsigned char ring[];
+  __shared__ uint64_t full[kCopies];
+  __shared__ volatile int stop;
+  __shared__ float warp_part[kWarps];
+  __shared__ uint32_t seen[kClusterBlocks];
+  if (threadIdx.x == 0) {
+    stop = 0;
+    for (int i = 0; i < kCopies; ++i) bar_init(full + i);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+  }
+  if (threadIdx.x < kClusterBlocks) seen[threadIdx.x] = 0;
+  __syncthreads();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (M == kCluster)
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+  if (threadIdx.x >= kThreads) {
+    if (p.inflight > 0) stream(p, ring, full, &stop);
+    return;
+  }
+  uint32_t passes = 0, phase = 0;
+  grid_barrier(p.lines, passes, nullptr, true);  // everyone started (and the traffic is on)
+  const unsigned long long t0 = global_ns();
+  for (int r = 0; r < p.rounds; ++r) {
+    if (M == kChain) chain_round(p, warp_part);
+    if (M == kCluster) {
+      unsigned int rank = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
+#endif
+      cluster_sync(seen, static_cast<int>(rank), kClusterBlocks, phase);
+    } else {
+      grid_barrier(p.lines, passes, nullptr, true);
+    }
+  }
+  const unsigned long long t1 = global_ns();
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    p.ns[0] = t0;
+    p.ns[1] = t1;
+  }
+  // Blocks of a cluster leave together (no peer's shared memory is read
+  // after its block exits).
+  grid_barrier(p.lines, passes, nullptr, true);
+  if (threadIdx.x == 0) stop = 1;
+}
+
+struct Device {
+  int sms = 0, clusters = 0, smem = 0;
+  Probe p{};
+  Device() {
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "device");
+    // Enough shared memory that one block fills an SM, as the decode kernels do.
+    int optin = 0;
+    check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0), "device");
+    smem = optin - 8192;
+    for (auto k : {probe<kBarrier>, probe<kChain>, probe<kCluster>})
+      check(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "smem");
+    cudaLaunchConfig_t cfg = config(kClusterBlocks);
+    cudaLaunchAttribute attr[1];
+    cluster_attr(cfg, attr);
+    check(cudaOccupancyMaxActiveClusters(&clusters, probe<kCluster>, &cfg), "clusters");
+    check(cudaMalloc(&p.lines, kBarrierWords * 4), "cudaMalloc");
+    p.n = 8 * 1024;  // the cluster kernel's staging: 8 partial sums of a 1,024 hidden
+    check(cudaMalloc(&p.vec, p.n * 4), "cudaMalloc");
+    check(cudaMemset(p.vec, 0, p.n * 4), "cudaMemset");
+    p.big_bytes = size_t{1} << 30;  // well past the 50 MB L2
+    unsigned char* big = nullptr;
+    check(cudaMalloc(&big, p.big_bytes), "cudaMalloc");
+    check(cudaMemset(big, 1, p.big_bytes), "cudaMemset");
+    p.big = big;
+    check(cudaMalloc(&p.ns, 5 * 8), "cudaMalloc");
+  }
+  cudaLaunchConfig_t config(int blocks) const {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(blocks);
+    cfg.blockDim = dim3(kBlockThreads);
+    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
+    return cfg;
+  }
+  static void cluster_attr(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attr) {
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = kClusterBlocks;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+  }
+  // Seconds per round of one launch, and the traffic's bytes per second.
+  double run(int mode, int inflight, int rounds, double& traffic_bps) {
+    p.rounds = rounds;
+    p.inflight = inflight;
+    check(cudaMemset(p.lines, 0, kBarrierWords * 4), "cudaMemset");
+    unsigned long long init[5] = {0, 0, ~0ull, 0, 0};
+    check(cudaMemcpy(p.ns, init, sizeof init, cudaMemcpyHostToDevice), "cudaMemcpy");
+    cudaLaunchAttribute attr[1];
+    cudaLaunchConfig_t cfg = config(mode == kCluster ? clusters * kClusterBlocks : sms);
+    if (mode == kCluster) cluster_attr(cfg, attr);
+    auto kernel = mode == kBarrier ? probe<kBarrier> : mode == kChain ? probe<kChain> : probe<kCluster>;
+    check(cudaLaunchKernelEx(&cfg, kernel, p), "launch");
+    check(cudaDeviceSynchronize(), "probe");
+    unsigned long long ns[5];
+    check(cudaMemcpy(ns, p.ns, sizeof ns, cudaMemcpyDeviceToHost), "cudaMemcpy");
+    traffic_bps = inflight > 0 ? static_cast<double>(ns[4]) / (static_cast<double>(ns[3] - ns[2]) * 1e-9) : 0.0;
+    return static_cast<double>(ns[1] - ns[0]) * 1e-9 / rounds;
+  }
+};
+
+Device& device() {
+  static Device d;
+  return d;
+}
+
+// Args: mode (0 grid barrier, 1 chain round, 2 cluster barrier), traffic
+// bytes in flight per block (KB).
+void BM_SyncLatency(benchmark::State& state) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    state.SkipWithError("no CUDA device");
+    return;
+  }
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  if (major < 9) {
+    state.SkipWithError("needs sm_90 (bulk copies, clusters)");
+    return;
+  }
+  Device& d = device();
+  const int mode = static_cast<int>(state.range(0));
+  const int inflight = static_cast<int>(state.range(1)) << 10;
+  double bps = 0.0;
+  d.run(mode, inflight, 100, bps);  // warm-up
+  for (auto _ : state) state.SetIterationTime(d.run(mode, inflight, 2000, bps));
+  state.counters["blocks"] = mode == kCluster ? d.clusters * kClusterBlocks : d.sms;
+  state.counters["traffic_GBps"] = bps * 1e-9;
+}
+BENCHMARK(BM_SyncLatency)
+    ->ArgNames({"mode", "inflight_kb"})
+    ->ArgsProduct({{kBarrier, kChain, kCluster}, {0, 8, 16, 32, 64, 128}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond)
+    ->Iterations(5);
+
+}  // namespace
+}  // namespace nativelm::cuda
+
+BENCHMARK_MAIN();

@@ -155,7 +155,7 @@ struct Device {
       check(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "smem");
     cudaLaunchConfig_t cfg = config(kClusterBlocks);
     cudaLaunchAttribute attr[1];
-    cluster_attr(cfg, attr);
+    set_cluster_blocks(cfg, attr, kClusterBlocks);
     check(cudaOccupancyMaxActiveClusters(&clusters, probe<kCluster>, &cfg), "clusters");
     check(cudaMalloc(&p.lines, kBarrierWords * 4), "cudaMalloc");
     p.n = 8 * 1024;  // the cluster kernel's staging: 8 partial sums of a 1,024 hidden
@@ -175,14 +175,6 @@ struct Device {
     cfg.dynamicSmemBytes = static_cast<size_t>(smem);
     return cfg;
   }
-  static void cluster_attr(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attr) {
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = kClusterBlocks;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-  }
   // Seconds per round of one launch, and the traffic's bytes per second.
   double run(int mode, int inflight, int rounds, double& traffic_bps) {
     p.rounds = rounds;
@@ -192,7 +184,7 @@ struct Device {
     check(cudaMemcpy(p.ns, init, sizeof init, cudaMemcpyHostToDevice), "cudaMemcpy");
     cudaLaunchAttribute attr[1];
     cudaLaunchConfig_t cfg = config(mode == kCluster ? clusters * kClusterBlocks : sms);
-    if (mode == kCluster) cluster_attr(cfg, attr);
+    if (mode == kCluster) set_cluster_blocks(cfg, attr, kClusterBlocks);
     auto kernel = mode == kBarrier ? probe<kBarrier> : mode == kChain ? probe<kChain> : probe<kCluster>;
     check(cudaLaunchKernelEx(&cfg, kernel, p), "launch");
     check(cudaDeviceSynchronize(), "probe");

@@ -617,12 +617,7 @@ cudaLaunchConfig_t config(int clusters, int c, cudaLaunchAttribute* attr) {
   cfg.gridDim = dim3(clusters * c);
   cfg.blockDim = dim3(kBlockThreads);
   cfg.dynamicSmemBytes = static_cast<size_t>(dynamic_smem<T>());
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = c;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  set_cluster_blocks(cfg, attr, c);
   return cfg;
 }
 

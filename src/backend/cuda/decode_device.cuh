@@ -302,6 +302,16 @@ __device__ __forceinline__ void leave_grid(uint32_t* lines) {
 
 // --- clusters (sm_90) ---
 
+// A launch in clusters of c blocks (attr must outlive the launch).
+inline void set_cluster_blocks(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attr, int c) {
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(c);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+}
+
 // The address of `local` (this block's shared memory) in block `rank` of
 // the cluster.
 template <class P>

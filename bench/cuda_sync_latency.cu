@@ -23,7 +23,14 @@ namespace {
 
 using namespace decode;
 
-enum Mode : int { kBarrier = 0, kChain = 1, kCluster = 2 };
+// kChain reads a vector of 8 K floats (the cluster kernel's partial sums);
+// kStage reads 3,072 bf16 values (the down projection's input), as the
+// op-list kernel stages it after the barrier; kFlagged reads the same
+// values packed two to an 8-byte word with the round number in its other
+// half, written and polled with single 8-byte accesses, and no barrier:
+// a word whose flag is current carries current data.
+enum Mode : int { kBarrier = 0, kChain = 1, kCluster = 2, kStage = 3, kFlagged = 4 };
+constexpr int kStageValues = 3072;
 
 constexpr int kCopies = 4;  // the traffic's bulk copies in flight per block, of inflight / kCopies bytes each
 constexpr int kClusterBlocks = 8;
@@ -31,6 +38,8 @@ constexpr int kClusterBlocks = 8;
 struct Probe {
   uint32_t* lines;  // kBarrierWords zeroed words
   float* vec;       // [n]: the chain's vector
+  uint32_t* half;   // [kStageValues / 2] bf16 pairs (kStage)
+  unsigned long long* words;  // [2][kStageValues / 2] flagged pairs (kFlagged)
   int n;
   const unsigned char* big;  // the traffic's source, big_bytes (a multiple of every copy size)
   size_t big_bytes;
@@ -90,6 +99,74 @@ __device__ void chain_round(const Probe& p, float* warp_part) {
   for (int e = e0 + threadIdx.x; e < e1; e += kThreads) p.vec[e] = 1.0f + total * 1e-12f;
 }
 
+// kStage: the bf16 values from L2 (one 16-byte load per thread, as the
+// decode kernel's staging), summed, and this block's slice rewritten.
+__device__ void stage_round(const Probe& p, float* warp_part) {
+  float s = 0.0f;
+  const uint4* v = reinterpret_cast<const uint4*>(p.half);
+  for (int e = threadIdx.x; e < kStageValues / 8; e += kThreads) {
+    const uint4 x = __ldcg(v + e);
+    s += __uint_as_float(x.x) + __uint_as_float(x.y) + __uint_as_float(x.z) + __uint_as_float(x.w);
+  }
+  s = warp_sum(s);
+  if (threadIdx.x % 32 == 0) warp_part[threadIdx.x / 32] = s;
+  csync();
+  float total = 0.0f;
+  for (int w = 0; w < kWarps; ++w) total += warp_part[w];
+  const int e0 = static_cast<int>(int64_t{kStageValues / 2} * blockIdx.x / gridDim.x);
+  const int e1 = static_cast<int>(int64_t{kStageValues / 2} * (blockIdx.x + 1) / gridDim.x);
+  for (int e = e0 + threadIdx.x; e < e1; e += kThreads) p.half[e] = __float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff;
+}
+
+// kFlagged: poll every word until its flag is `round`, then write this
+// block's slice with flag round + 1, in the other of two copies. No
+// barrier: a block writes round + 2's slice only after reading every slice
+// of round + 1, which each block writes after its reads of `round`, so no
+// slice is overwritten while a block may still wait for it. (The decode
+// kernel writes each op's output once per step: one copy.)
+__device__ void flagged_round(const Probe& p, float* warp_part, uint32_t round) {
+  constexpr int kPer = (kStageValues / 2 + kThreads - 1) / kThreads;
+  float s = 0.0f;
+  const unsigned long long* in = p.words + (round % 2) * (kStageValues / 2);
+  unsigned long long* out = p.words + (round % 2 ^ 1) * (kStageValues / 2);
+  unsigned long long w[kPer];
+  bool done[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) done[j] = threadIdx.x + j * kThreads >= kStageValues / 2;
+  SpinWatch watch{true};
+  for (bool all = false; !all;) {
+    all = true;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j)
+      if (!done[j])
+        asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];\n"
+                     : "=l"(w[j])
+                     : "l"(in + threadIdx.x + j * kThreads)
+                     : "memory");
+#pragma unroll
+    for (int j = 0; j < kPer; ++j)
+      if (!done[j]) {
+        done[j] = static_cast<uint32_t>(w[j] >> 32) == round;
+        if (done[j]) s += __uint_as_float(static_cast<uint32_t>(w[j]) & 0x7fff7fff);
+        all = all && done[j];
+      }
+    watch.tick();
+  }
+  s = warp_sum(s);
+  if (threadIdx.x % 32 == 0) warp_part[threadIdx.x / 32] = s;
+  csync();
+  float total = 0.0f;
+  for (int q = 0; q < kWarps; ++q) total += warp_part[q];
+  const int e0 = static_cast<int>(int64_t{kStageValues / 2} * blockIdx.x / gridDim.x);
+  const int e1 = static_cast<int>(int64_t{kStageValues / 2} * (blockIdx.x + 1) / gridDim.x);
+  for (int e = e0 + threadIdx.x; e < e1; e += kThreads) {
+    const unsigned long long v =
+        (static_cast<unsigned long long>(round + 1) << 32) | (__float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff);
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;\n" ::"l"(out + e), "l"(v) : "memory");
+  }
+  csync();  // warp_part is rewritten next round
+}
+
 template <int M>
 // Run on sm_90 and newer only (BM_SyncLatency); the sm_90 instructions are
 // left out of other targets' builds.
@@ -121,6 +198,11 @@ __global__ void __launch_bounds__(kBlockThreads, 1) probe(const __grid_constant_
   const unsigned long long t0 = global_ns();
   for (int r = 0; r < p.rounds; ++r) {
     if (M == kChain) chain_round(p, warp_part);
+    if (M == kStage) stage_round(p, warp_part);
+    if (M == kFlagged) {
+      flagged_round(p, warp_part, static_cast<uint32_t>(r));
+      continue;
+    }
     if (M == kCluster) {
       unsigned int rank = 0;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -151,7 +233,7 @@ struct Device {
     int optin = 0;
     check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0), "device");
     smem = optin - 8192;
-    for (auto k : {probe<kBarrier>, probe<kChain>, probe<kCluster>})
+    for (auto k : {probe<kBarrier>, probe<kChain>, probe<kCluster>, probe<kStage>, probe<kFlagged>})
       check(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "smem");
     cudaLaunchConfig_t cfg = config(kClusterBlocks);
     cudaLaunchAttribute attr[1];
@@ -161,6 +243,9 @@ struct Device {
     p.n = 8 * 1024;  // the cluster kernel's staging: 8 partial sums of a 1,024 hidden
     check(cudaMalloc(&p.vec, p.n * 4), "cudaMalloc");
     check(cudaMemset(p.vec, 0, p.n * 4), "cudaMemset");
+    check(cudaMalloc(&p.half, kStageValues * 2), "cudaMalloc");
+    check(cudaMemset(p.half, 0, kStageValues * 2), "cudaMemset");
+    check(cudaMalloc(&p.words, kStageValues * 8), "cudaMalloc");
     p.big_bytes = size_t{1} << 30;  // well past the 50 MB L2
     unsigned char* big = nullptr;
     check(cudaMalloc(&big, p.big_bytes), "cudaMalloc");
@@ -180,12 +265,17 @@ struct Device {
     p.rounds = rounds;
     p.inflight = inflight;
     check(cudaMemset(p.lines, 0, kBarrierWords * 4), "cudaMemset");
+    check(cudaMemset(p.words, 0, kStageValues * 8), "cudaMemset");  // flag 0: round 0's input is there
     unsigned long long init[5] = {0, 0, ~0ull, 0, 0};
     check(cudaMemcpy(p.ns, init, sizeof init, cudaMemcpyHostToDevice), "cudaMemcpy");
     cudaLaunchAttribute attr[1];
     cudaLaunchConfig_t cfg = config(mode == kCluster ? clusters * kClusterBlocks : sms);
     if (mode == kCluster) set_cluster_blocks(cfg, attr, kClusterBlocks);
-    auto kernel = mode == kBarrier ? probe<kBarrier> : mode == kChain ? probe<kChain> : probe<kCluster>;
+    auto kernel = mode == kBarrier   ? probe<kBarrier>
+                  : mode == kChain   ? probe<kChain>
+                  : mode == kStage   ? probe<kStage>
+                  : mode == kFlagged ? probe<kFlagged>
+                                     : probe<kCluster>;
     check(cudaLaunchKernelEx(&cfg, kernel, p), "launch");
     check(cudaDeviceSynchronize(), "probe");
     unsigned long long ns[5];
@@ -200,7 +290,8 @@ Device& device() {
   return d;
 }
 
-// Args: mode (0 grid barrier, 1 chain round, 2 cluster barrier), traffic
+// Args: mode (0 grid barrier, 1 chain round, 2 cluster barrier, 3 staging
+// round, 4 flagged round), traffic
 // bytes in flight per block (KB).
 void BM_SyncLatency(benchmark::State& state) {
   int count = 0;
@@ -225,7 +316,7 @@ void BM_SyncLatency(benchmark::State& state) {
 }
 BENCHMARK(BM_SyncLatency)
     ->ArgNames({"mode", "inflight_kb"})
-    ->ArgsProduct({{kBarrier, kChain, kCluster}, {0, 8, 16, 32, 64, 128}})
+    ->ArgsProduct({{kBarrier, kChain, kCluster, kStage, kFlagged}, {0, 8, 16, 32, 64, 128}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond)
     ->Iterations(5);

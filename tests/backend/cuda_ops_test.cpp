@@ -408,6 +408,28 @@ TEST_P(CudaOps, DecodeProgramMatchesOpByOp) {
     check_decode_program(c, false);
 }
 
+// The same with flagged programs (activations as flagged words, no grid
+// barriers between ops): Qwen3-0.6B's layer at one row (short, long), at
+// 3 and 8 rows, and a wider layer with biases; a layer too small for the
+// flagged staging (hidden 64) falls back to the barriers.
+TEST_P(CudaOps, DecodeProgramFlaggedMatchesOpByOp) {
+  if (dt() == DType::F32) GTEST_SKIP() << "the decode program serves 16-bit models only";
+  gpu_->set_decode_program_rows(1);
+  gpu_->set_decode_flags(true);
+  const int64_t flagged = gpu_->decode_flagged_programs();
+  int servable = 0;
+  for (const DecodeCase& c : {DecodeCase{1024, 16, 8, 128, 3072, {60}}, DecodeCase{1024, 16, 8, 128, 3072, {2000}},
+                              DecodeCase{1024, 16, 8, 128, 3072, {2000, 1, 65}},
+                              DecodeCase{1024, 16, 8, 128, 3072, {7, 40, 1, 16, 33, 5, 2, 90}},
+                              DecodeCase{2048, 16, 8, 128, 6144, {300}, true}, DecodeCase{64, 4, 2, 16, 96, {7, 40}}}) {
+    check_decode_program(c, false);
+    servable += c.hidden >= 256;
+  }
+  // Each case's two checked runs, and the first (growing) run where it got that far.
+  EXPECT_GE(gpu_->decode_flagged_programs() - flagged, 2 * servable) << "flagged launches";
+  gpu_->set_decode_flags(false);
+}
+
 // One row on the cluster kernel: Qwen3-0.6B's layer shape at short and
 // long sequences, a tiny model (a few rows per block), one kv head for
 // eight query heads, and a wider model with biases (parts of two loads).

@@ -92,6 +92,7 @@ CudaBackend::~CudaBackend() {
   if (attn_scratch_) cudaFree(attn_scratch_);
   if (attn_counters_) cudaFree(attn_counters_);
   if (decode_barrier_) cudaFree(decode_barrier_);
+  if (flags_) cudaFree(flags_);
   if (trace_) cudaFree(trace_);
   if (ids_device_) cudaFree(ids_device_);
   if (argmax_scratch_) cudaFree(argmax_scratch_);

@@ -88,6 +88,11 @@ class CudaBackend final : public Backend {
   // One-row decode steps run their layers on the cluster kernel where it can
   // serve them (NATIVELM_DECODE_CLUSTER=1; for tests and measurements).
   void set_decode_cluster(bool on);
+  // Decode programs exchange activations as flagged words instead of grid
+  // barriers (DecodeProgram::flags; NATIVELM_DECODE_FLAGS=0/1), and how
+  // many launched so far ran that way.
+  void set_decode_flags(bool on) { decode_flags_ = on; }
+  int64_t decode_flagged_programs() const { return decode_flagged_programs_; }
 
  private:
   // A step's host inputs laid out in one int32 arena and copied over at once.
@@ -209,6 +214,11 @@ class CudaBackend final : public Backend {
   int32_t cluster_load_bytes_ = 64 << 10;
   int32_t decode_min_chunk_ = 16;         // attention positions per chunk at least (decode kernel)
   int64_t decode_programs_ = 0;
+  bool decode_flags_ = false;
+  int64_t decode_flagged_programs_ = 0;
+  void* flags_ = nullptr;  // the flagged outputs, grown as programs need (zeroed: epoch 0 is no launch's)
+  size_t flags_bytes_ = 0;
+  bool grow_flags(size_t words);
   // The cluster kernel for one-row programs: on or off, its shape for
   // kv_heads (worked out once: zeros where it cannot run; at most
   // cluster_limit_ clusters, NATIVELM_DECODE_CLUSTERS), and its buffers

@@ -383,8 +383,9 @@ __device__ __forceinline__ void gemv_part(const DecodeProgram& p, Ring& ring, co
     const T* ws = j == 0 && first_ws ? first_ws : reinterpret_cast<const T*>(front(ring));
     const int first = j * per_load, count = min(per_load, total - first);
     const RowsPlan pl = plan_rows(k, dual, first, count, 1);
-    gemv_rows<T, 1>(dual, pl, ws, xs, 1, sc, nullptr,
-                    [&](int r, int, float gate, float up) { store(first + r, gate, up); });
+    gemv_rows<T, 1>(dual, pl, ws, xs, 1, sc, nullptr, [&](int r, int, float gate, float up, bool valid) {
+      if (valid) store(first + r, gate, up);
+    });
     if (last && j == loads - 1) hold_producer(p, ring);
     pop(ring);
   }

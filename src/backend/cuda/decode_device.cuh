@@ -289,13 +289,15 @@ __device__ __forceinline__ void grid_barrier(uint32_t* lines, uint32_t& passes, 
 }
 
 // The barrier words go back to zero once every block has passed the last
-// barrier (none is still reading them): the last block to leave clears them.
+// barrier (none is still reading them): the last block to leave clears them
+// and counts the launch (kEpochWord).
 __device__ __forceinline__ void leave_grid(uint32_t* lines) {
   csync();
   uint32_t* exits = lines + kBarrierLines * 32;
   if (threadIdx.x == 0 && atomicAdd(exits, 1u) == gridDim.x - 1) {
     for (int j = 0; j < kBarrierLines; ++j) lines[j * 32] = 0;
     *exits = 0;
+    lines[kEpochWord] += 1;  // every block read it at its start
     __threadfence();
   }
 }
@@ -417,8 +419,8 @@ __device__ __forceinline__ RowsPlan plan_rows(int k, bool dual, int first, int c
 // tile's k into parts, a warp per (tile, part) sums its part with m16n8k16
 // products (the input rows are B's 8 columns; padding columns repeat the
 // last row and are dropped), and one thread per (row, input row) adds the
-// parts in a fixed order and hands them to store(r, n, gate, up): row r of
-// the load, input row n.
+// parts in a fixed order and hands them to store(r, n, gate, up, valid):
+// row r of the load, input row n (valid: the thread has that output).
 //
 // A dot product does not care in which order its k are taken, as long as
 // weights and input agree: lane (g, t) loads 8 contiguous k of its rows and
@@ -471,10 +473,11 @@ __device__ __forceinline__ void gemv_rows(bool dual, const RowsPlan& pl, const T
   };
   // A thread per (row, input row), over N input rows (a power of two) so
   // that the split is a shift; rows past `rows` have no output.
-  if (const int r = threadIdx.x / N, n = threadIdx.x % N; r < count && n < rows) {
-    static_assert(kMaxLoadRows * kMaxDecodeRows <= kThreads, "a thread per output of a load");
-    store(r, n, sum(r, n), dual ? sum(count + r, n) : 0.0f);
-  }
+  // Every thread calls store (a store may shuffle); `valid` says whether it has an output.
+  static_assert(kMaxLoadRows * kMaxDecodeRows <= kThreads, "a thread per output of a load");
+  const int r = threadIdx.x / N, n = threadIdx.x % N;
+  const bool valid = r < count && n < rows;
+  store(r, n, valid ? sum(r, n) : 0.0f, valid && dual ? sum(count + r, n) : 0.0f, valid);
   fine_stamp(stamps, 12);
 }
 

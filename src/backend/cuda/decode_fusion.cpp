@@ -45,6 +45,7 @@ void CudaBackend::init_decode_fusion() {
     if (std::strcmp(v, "all") == 0) set_decode_program_rows(1);
   }
   if (const char* v = std::getenv("NATIVELM_DECODE_CLUSTER"); v && std::strcmp(v, "1") == 0) set_decode_cluster(true);
+  if (const char* v = std::getenv("NATIVELM_DECODE_FLAGS")) decode_flags_ = std::strcmp(v, "0") != 0;
   // At most this many clusters (comparisons: the kv heads' clusters alone).
   if (const char* v = std::getenv("NATIVELM_DECODE_CLUSTERS"); v && std::atoi(v) > 0) cluster_limit_ = std::atoi(v);
   if (const char* v = std::getenv("NATIVELM_DECODE_BALANCE")) cluster_balance_ = std::strcmp(v, "1") == 0;
@@ -105,8 +106,14 @@ bool CudaBackend::fuse_gemv(int kind, const Tensor& x, const Tensor* norm, float
   if (!fits) return false;
   p.rows = rows;
   p.max_k = std::max(p.max_k, k);
-  p.ops[p.num_ops++] = cuda::DecodeOp{kind, static_cast<int32_t>(m), k, eps, x.data, norm ? norm->data : nullptr,
-                                      w.data, bias ? bias->data : nullptr, out.data, nullptr, nullptr};
+  p.ops[p.num_ops++] = cuda::DecodeOp{kind,     static_cast<int32_t>(m),
+                                      k,        eps,
+                                      x.data,   norm ? norm->data : nullptr,
+                                      w.data,   bias ? bias->data : nullptr,
+                                      out.data, nullptr,
+                                      nullptr,  -1,
+                                      -1,       0,
+                                      0};
   return true;
 }
 
@@ -149,8 +156,21 @@ bool CudaBackend::fuse_attention(const Tensor& qkv, const QkvLayout& layout, con
   p.inv_freq = device_floats(inv_freq);
   p.partial = partial;
   p.counters = counters;
-  p.ops[p.num_ops++] = cuda::DecodeOp{cuda::kOpAttention, 0, 0, eps, qkv.data, q_norm ? q_norm->data : nullptr,
-                                      k_norm ? k_norm->data : nullptr, nullptr, out.data, k_pool.data, v_pool.data};
+  p.ops[p.num_ops++] = cuda::DecodeOp{cuda::kOpAttention,
+                                      0,
+                                      0,
+                                      eps,
+                                      qkv.data,
+                                      q_norm ? q_norm->data : nullptr,
+                                      k_norm ? k_norm->data : nullptr,
+                                      nullptr,
+                                      out.data,
+                                      k_pool.data,
+                                      v_pool.data,
+                                      -1,
+                                      -1,
+                                      0,
+                                      0};
   return true;
 }
 
@@ -168,12 +188,38 @@ void CudaBackend::flush_decode() {
     ~Reset() { p.num_ops = p.heads = p.max_k = 0; }
   } reset{p};
   ++decode_programs_;
+  p.flags = nullptr;
+  if (decode_flags_) {
+    const size_t words = cuda::plan_flagged(p, sm_count_, static_cast<int>(dtype_size(act_)));
+    if (words > 0 && grow_flags(words)) p.flags = static_cast<unsigned long long*>(flags_);
+  }
   if (run_cluster_program()) {
     if (trace_) write_decode_trace(p.clusters * p.cluster);
     return;
   }
   cuda::run_decode_program(ty(act_), p, sm_count_, stream_);
+  if (p.flags) ++decode_flagged_programs_;
   if (trace_) write_decode_trace(sm_count_);
+}
+
+// Whether flags_ holds `words` (the pending program's flagged outputs),
+// grown if not. Graphs hold the old buffer's address: they go. Not while
+// a graph is recorded: a step runs for real before its shape is recorded
+// (run_recorded), and that run grew it for the same program.
+bool CudaBackend::grow_flags(size_t words) {
+  const size_t bytes = words * 8;
+  if (bytes <= flags_bytes_) return true;
+  if (capturing_) return false;
+  check_cuda(cudaStreamSynchronize(stream_), "decode flags");
+  for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+  graphs_.clear();
+  if (flags_) cudaFree(flags_);
+  flags_ = nullptr;
+  flags_bytes_ = 0;
+  flags_ = device_alloc(bytes, "decode flags");
+  check_cuda(cudaMemsetAsync(flags_, 0, bytes, stream_), "decode flags");
+  flags_bytes_ = bytes;
+  return true;
 }
 
 // A one-row program of whole layers on the cluster kernel, where it is on

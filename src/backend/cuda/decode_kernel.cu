@@ -17,6 +17,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_device.cuh"
+#include "backend/cuda/decode_flags.cuh"
 #include "backend/cuda/decode_program.h"
 #include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/rope.cuh"
@@ -27,12 +28,14 @@ namespace {
 
 using namespace decode;
 
-__device__ __forceinline__ GemvSpan gemv_span(const DecodeOp& op) {
+// Flagged programs (pairs): whole pairs of rows, a flagged word each.
+__device__ __forceinline__ GemvSpan gemv_span(const DecodeOp& op, bool pairs) {
   GemvSpan s;
-  s.r0 = static_cast<int>(int64_t{blockIdx.x} * op.m / gridDim.x);
-  s.r1 = static_cast<int>(int64_t{blockIdx.x + 1} * op.m / gridDim.x);
+  const int unit = pairs ? 2 : 1, units = op.m / unit;
+  s.r0 = unit * static_cast<int>(int64_t{blockIdx.x} * units / gridDim.x);
+  s.r1 = unit * static_cast<int>(int64_t{blockIdx.x + 1} * units / gridDim.x);
   const int row_bytes = op.k * 2 * (op.kind == kOpGemvNormSwiglu ? 2 : 1);
-  s.rows_per_load = max(1, min(kMaxLoadRows, kDecodeGroupBytes / row_bytes));
+  s.rows_per_load = max(unit, min(kMaxLoadRows, kDecodeGroupBytes / row_bytes) / unit * unit);
   s.loads = (s.r1 - s.r0 + s.rows_per_load - 1) / s.rows_per_load;
   return s;
 }
@@ -171,11 +174,33 @@ __device__ __forceinline__ void trace_stamp(const DecodeProgram& p, int i, int a
 
 // xs = the input rows as the projection sees them (normalised for the norm
 // modes, rounded as the RMSNorm kernel rounds); read from L2.
+// In a flagged program the input comes from its op's flagged output `in`
+// (polled) where that op is in the program.
 template <class T, int N>
 __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool norm, uint32_t by_pieces, T* xs,
-                                            const T* nws, Scratch& sc, unsigned long long* stamps) {
+                                            const T* nws, Scratch& sc, unsigned long long* stamps, const Word* in,
+                                            uint32_t epoch) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k, pieces = k / 8;
   const T* x = static_cast<const T*>(op.x);
+  if (in && !norm) {
+    // plan_flagged: normalised inputs take the register path below.
+    const int total = rows * pieces;
+    for (int base = 0; base < total; base += kFlagPieces * kThreads) {
+      uint4 v[kFlagPieces];
+      poll_pieces<kFlagPieces>(in, base, total, epoch, v);
+#pragma unroll
+      for (int r = 0; r < kFlagPieces; ++r) {
+        const int i = base + threadIdx.x + r * kThreads;
+        if (i >= total) break;
+        const int n = fast_div(i, by_pieces), c = i - n * pieces;
+        reinterpret_cast<uint4*>(xs + n * padded(k))[c] = v[r];
+      }
+    }
+    fine_stamp(stamps, 18);
+    csync();
+    fine_stamp(stamps, 19);
+    return;
+  }
   if (norm && pieces % 32 == 0 && rows * pieces <= kStageRegs * kThreads) {
     // One trip to L2: each thread keeps its pieces in registers while the
     // row sums are made from per-warp sums (a warp's 32 pieces lie in one
@@ -183,10 +208,14 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     const uint4* xv = static_cast<const uint4*>(op.x);
     const int total = rows * pieces;
     uint4 v[kStageRegs];
+    if (in) {
+      poll_pieces<kFlagPieces>(in, 0, total, epoch, v);  // total <= kFlagPieces * kThreads (plan_flagged)
+    } else {
 #pragma unroll
-    for (int r = 0; r < kStageRegs; ++r) {
-      const int i = threadIdx.x + r * kThreads;
-      if (i < total) v[r] = __ldcg(xv + i);
+      for (int r = 0; r < kStageRegs; ++r) {
+        const int i = threadIdx.x + r * kThreads;
+        if (i < total) v[r] = __ldcg(xv + i);
+      }
     }
 #pragma unroll
     for (int r = 0; r < kStageRegs; ++r) {
@@ -249,11 +278,19 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
 // kAdd: the residual value this thread's output adds to (thread r * N + n:
 // row s.r0 + r, input row n, as gemv_rows splits them), fetched ahead of
 // the dot products instead of one more trip to L2 at the end.
+// In a flagged program, from the flagged output of the op that wrote it
+// last where that op is in the program.
 template <class T, int N>
-__device__ __forceinline__ float residual_at(const DecodeOp& op, const GemvSpan& s, int rows) {
+__device__ __forceinline__ float residual_at(const DecodeProgram& p, const DecodeOp& op, const GemvSpan& s,
+                                             uint32_t epoch) {
   const int outs = (s.r1 - s.r0) * N, r = threadIdx.x / N, n = threadIdx.x % N;
-  if (threadIdx.x >= outs || n >= rows) return 0.0f;
-  return to_f(__ldcg(static_cast<const T*>(op.out) + int64_t{n} * op.m + s.r0 + r));
+  if (threadIdx.x >= outs || n >= p.rows) return 0.0f;
+  const int64_t at = int64_t{n} * op.m + s.r0 + r;
+  if (p.flags && op.old_src >= 0) {
+    const Word w = poll_word(p.flags + p.ops[op.old_src].region + at / 2, epoch);
+    return to_f(from_bits<T>(static_cast<uint32_t>(w) >> (at % 2 * 16)));
+  }
+  return to_f(__ldcg(static_cast<const T*>(op.out) + at));
 }
 
 // What a GEMV op can work out before the grid barrier in front of it: the
@@ -269,14 +306,17 @@ struct GemvPrep {
 };
 
 template <class T, int N>
-__device__ __forceinline__ GemvPrep gemv_prepare(const DecodeProgram& p, int i, const GemvSpan& s) {
+__device__ __forceinline__ GemvPrep gemv_prepare(const DecodeProgram& p, int i, const GemvSpan& s, uint32_t epoch) {
   const DecodeOp& op = p.ops[i];
   GemvPrep g;
   g.by_pieces = div_magic(op.k / 8);
   g.plan = plan_rows(op.k, op.kind == kOpGemvNormSwiglu, s.r0, min(s.rows_per_load, s.r1 - s.r0), p.rows);
   g.pre = op.kind == kOpGemvAdd && (s.r1 - s.r0) * N <= kThreads;
-  g.old_ready = g.pre && i > 0 && p.ops[i - 1].out != op.out;
-  g.old = g.old_ready ? residual_at<T, N>(op, s, p.rows) : 0.0f;
+  // Flagged: polled now unless the op right before wrote them (that would
+  // wait for it here instead of while staging).
+  const bool polled = p.flags && op.old_src >= 0;
+  g.old_ready = g.pre && i > 0 && (polled ? op.old_src != i - 1 : p.ops[i - 1].out != op.out);
+  g.old = g.old_ready ? residual_at<T, N>(p, op, s, epoch) : 0.0f;
   return g;
 }
 
@@ -286,18 +326,25 @@ __device__ __forceinline__ GemvPrep gemv_prepare(const DecodeProgram& p, int i, 
 // op's first pass, against ~1,700 for its whole second pass.
 template <class T, int N>
 __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& ring, const GemvPrep& prep, T* xs,
-                                        Scratch& sc) {
+                                        Scratch& sc, uint32_t epoch) {
   const DecodeOp& op = p.ops[i];
   const int mode = op.kind == kOpGemvNorm ? kNorm : op.kind == kOpGemvNormSwiglu ? kNormSwiglu : kAdd;
   const bool norm = mode != kAdd;
   const GemvSpan& s = ring.spans[i];
   if (s.loads == 0) return;
-  const float old = prep.pre && !prep.old_ready ? residual_at<T, N>(op, s, p.rows) : prep.old;
+  // Flagged, the values the op right before wrote are polled once the
+  // input (which comes later or at the same time) is staged.
+  const bool late = prep.pre && !prep.old_ready;
+  float old = late && !p.flags ? residual_at<T, N>(p, op, s, epoch) : prep.old;
   // The first load starts with the norm weights.
   const unsigned char* first_load = front(ring);
   const T* nws = reinterpret_cast<const T*>(first_load);
   fine_stamp(ring.op_stamps, 20);
-  stage_input<T, N>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps);
+  Word* flags = p.flags ? p.flags + op.region : nullptr;
+  const bool plain = !flags || (op.bits & kWritePlain);
+  const Word* in = flags && op.src >= 0 ? p.flags + p.ops[op.src].region : nullptr;
+  stage_input<T, N>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps, in, epoch);
+  if (late && p.flags) old = residual_at<T, N>(p, op, s, epoch);
   if (prep.pre && threadIdx.x < (s.r1 - s.r0) * N) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
   trace_stamp(p, i, 1);
   release_producer(p, ring);
@@ -308,19 +355,26 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
         j == 0 ? prep.plan : plan_rows(op.k, mode == kNormSwiglu, first, min(s.rows_per_load, s.r1 - first), p.rows);
     const float* olds = prep.pre ? sc.old + (first - s.r0) * N : nullptr;
     gemv_rows<T, N>(mode == kNormSwiglu, pl, ws, xs, p.rows, sc, j == 0 ? ring.op_stamps : nullptr,
-                    [&](int r, int n, float gate, float up) {
+                    [&](int r, int n, float gate, float up, bool valid) {
                       const int row = pl.first + r;
                       T* o = static_cast<T*>(op.out) + int64_t{n} * op.m + row;
                       const T* bias = static_cast<const T*>(op.bias);
-                      float v;
-                      if (mode == kAdd) {
-                        v = gemv_value<T, kAdd>(gate, up, bias, row, op.m, olds ? olds[threadIdx.x] : to_f(__ldcg(o)));
-                      } else if (mode == kNormSwiglu) {
-                        v = gemv_value<T, kNormSwiglu>(gate, up, bias, row, op.m, 0.0f);
-                      } else {
-                        v = gemv_value<T, kNorm>(gate, up, bias, row, op.m, 0.0f);
+                      T value{};
+                      if (valid) {
+                        float v;
+                        if (mode == kAdd) {
+                          v = gemv_value<T, kAdd>(gate, up, bias, row, op.m,
+                                                  olds ? olds[threadIdx.x] : to_f(__ldcg(o)));
+                        } else if (mode == kNormSwiglu) {
+                          v = gemv_value<T, kNormSwiglu>(gate, up, bias, row, op.m, 0.0f);
+                        } else {
+                          v = gemv_value<T, kNorm>(gate, up, bias, row, op.m, 0.0f);
+                        }
+                        value = from_f<T>(v);
+                        if (plain) *o = value;
                       }
-                      *o = from_f<T>(v);
+                      // Rows in pairs (the span and the loads start at even rows).
+                      if (flags) put_pair(flags + (int64_t{n} * op.m + row) / 2, value, N, valid, r % 2 == 0, epoch);
                     });
     if (j == s.loads - 1) hold_producer(p, ring);
     pop(ring);
@@ -335,7 +389,8 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
 // position, its K (norm + rope) and V rows into fresh_k/v and the pools.
 template <class T>
 __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
-                                             const T* q_norm, const T* k_norm, Scratch& sc, T* fresh_k, T* fresh_v) {
+                                             const T* q_norm, const T* k_norm, Scratch& sc, T* fresh_k, T* fresh_v,
+                                             uint32_t epoch) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim, group = it.group;
   const bool fresh_here = it.p1 == it.visible;
   const T* src = static_cast<const T*>(op.x) + int64_t{it.row} * (p.heads + 2 * p.kv_heads) * hd;
@@ -351,7 +406,14 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
     T* head = fresh_v + kMaxHd + job * kMaxHd;
     const int col = job < group ? (it.kvh * group + job) * hd
                                 : (job == group ? p.heads + it.kvh : p.heads + p.kv_heads + it.kvh) * hd;
-    for (int j = lane; j < hd; j += 32) head[j] = __ldcg(src + col + j);
+    if (p.flags && op.src >= 0) {
+      // From the qkv op's flagged output (row-major like op.x).
+      const int64_t at = int64_t{it.row} * (p.heads + 2 * p.kv_heads) * hd + col;
+      poll_lane_words<kMaxHd / 64>(p.flags + p.ops[op.src].region + at / 2, hd / 2, epoch,
+                                   reinterpret_cast<uint32_t*>(head));
+    } else {
+      for (int j = lane; j < hd; j += 32) head[j] = __ldcg(src + col + j);
+    }
     __syncwarp();
     if (job < group) {
       float* dst = sc.sq + job * hd;
@@ -377,14 +439,26 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
 // finish merges them all.
 template <class T>
 __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const DecodeOp& op, int op_index,
-                                            const AttnItem& it, Scratch& sc, const float (&acc)[2]) {
+                                            const AttnItem& it, Scratch& sc, const float (&acc)[2], uint32_t epoch) {
   const int hd = p.head_dim, group = it.group;
-  T* out = static_cast<T*>(op.out) + int64_t{it.row} * p.heads * hd + it.kvh * group * hd;
+  const int64_t first = int64_t{it.row} * p.heads * hd + it.kvh * group * hd;
+  T* out = static_cast<T*>(op.out) + first;
+  Word* flags = p.flags ? p.flags + op.region : nullptr;
+  const bool plain = !flags || (op.bits & kWritePlain);
+  // Output element t (head g, element d) of the item's heads; every thread
+  // of a warp comes here together (put_pair shuffles).
+  const auto emit = [&](int t, bool valid, float v) {
+    const T value = from_f<T>(v);
+    if (valid && plain) out[t] = value;
+    // t and t + 1 are one word (head_dim and first are even).
+    if (flags) put_pair(flags + (first + t) / 2, value, 1, valid, t % 2 == 0, epoch);
+  };
   if (it.used == 1) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
-      if (g < group) out[g * hd + d] = from_f<T>(acc[h] / sc.l[g]);
+      const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd);
+      const bool valid = g < group;
+      emit(t, valid, valid ? acc[h] / sc.l[g] : 0.0f);
     }
     return;
   }
@@ -408,6 +482,15 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   csync();
   if (sc.ticket != it.used - 1) return;
   __threadfence();
+  if (flags) {
+    // The next attention op's chunks count on this counter; they may run as
+    // soon as this op's output is seen, with no barrier between: the reset
+    // is made visible first (the csync below keeps every output after it).
+    if (threadIdx.x == 0) {
+      *counter = 0;
+      __threadfence();
+    }
+  }
   if (threadIdx.x == 0 && p.trace)
     p.trace[(int64_t{op_index} * gridDim.x + blockIdx.x) * kTraceStamps + 12] = clock64();
   // The last chunk to finish merges them all: each thread one output
@@ -415,6 +498,7 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   // in flight together (the merge is on the step's critical path, and L2
   // is busy with the weight stream).
   constexpr int kBatch = 8;
+  float merged[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
@@ -445,13 +529,20 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
       }
       mx = bm;
     }
-    out[g * hd + d] = from_f<T>(val / l);
+    merged[h] = val / l;
   }
-  if (threadIdx.x == 0) *counter = 0;
+  if (flags) csync();  // after thread 0's reset of the counter
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int t = threadIdx.x + h * kThreads;
+    emit(t, fast_div(t, it.by_hd) < group, merged[h]);
+  }
+  if (!flags && threadIdx.x == 0) *counter = 0;
 }
 
 template <class T>
-__device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_index, Ring& ring, Scratch& sc, T* fresh) {
+__device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_index, Ring& ring, Scratch& sc, T* fresh,
+                                             uint32_t epoch) {
   const DecodeOp& op = p.ops[op_index];
   const AttnItem& it = *ring.item;
   if (!it.active) return;
@@ -461,7 +552,7 @@ __device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_inde
   const unsigned char* first_load = front(ring);
   const T* q_norm = op.nw ? reinterpret_cast<const T*>(first_load) : nullptr;
   const T* k_norm = op.w ? reinterpret_cast<const T*>(first_load) + p.head_dim : nullptr;
-  attn_prepare<T>(p, op, it, q_norm, k_norm, sc, fresh_k, fresh_v);
+  attn_prepare<T>(p, op, it, q_norm, k_norm, sc, fresh_k, fresh_v, epoch);
   trace_stamp(p, op_index, 1);
   release_producer(p, ring);
   if (threadIdx.x < kMaxGroup) {
@@ -480,7 +571,7 @@ __device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_inde
     pop(ring);
   }
   fine_stamp(ring.op_stamps, 11);
-  attn_finish<T>(p, op, op_index, it, sc, acc);
+  attn_finish<T>(p, op, op_index, it, sc, acc, epoch);
 }
 
 // --- the kernel ---
@@ -518,7 +609,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     }
   // Each block's share of each op, worked out once (divisions are not cheap).
   for (int i = threadIdx.x; i < p.num_ops; i += kBlockThreads)
-    spans[i] = p.ops[i].kind == kOpAttention ? GemvSpan{0, 0, 0, item.loads} : gemv_span(p.ops[i]);
+    spans[i] = p.ops[i].kind == kOpAttention ? GemvSpan{0, 0, 0, item.loads} : gemv_span(p.ops[i], p.flags != nullptr);
   __syncthreads();
   unsigned char* ring_base = reinterpret_cast<unsigned char*>(smem) + xs_bytes;
   unsigned long long* trace = p.trace ? p.trace + int64_t{blockIdx.x} * kTraceStamps : nullptr;
@@ -526,17 +617,21 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
 
   Ring ring{ring_base, ring_bytes, 0, &ring_sh, &item, spans, trace, 0, nullptr};
   uint32_t passes = 0;
+  // This launch's flag value (leave_grid counts launches; none runs now).
+  const uint32_t epoch = p.flags ? *static_cast<volatile uint32_t*>(p.barrier + kEpochWord) + 1 : 0;
   for (int i = 0; i < p.num_ops; ++i) {
     const bool attention = p.ops[i].kind == kOpAttention;
     // Worked out while the last blocks are still on the op before.
-    const GemvPrep prep = attention ? GemvPrep{} : gemv_prepare<T, N>(p, i, spans[i]);
-    if (i > 0) grid_barrier(p.barrier, passes, trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr);
+    const GemvPrep prep = attention ? GemvPrep{} : gemv_prepare<T, N>(p, i, spans[i], epoch);
+    // Flagged: ops wait for their inputs' words instead (plan_flagged).
+    if (i > 0 && (!p.flags || (p.ops[i].bits & kBarrierBefore)))
+      grid_barrier(p.barrier, passes, trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr);
     trace_stamp(p, i, 0);
     ring.op_stamps = trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr;
     if (attention) {
-      attention_op<T>(p, i, ring, sc, fresh);
+      attention_op<T>(p, i, ring, sc, fresh, epoch);
     } else {
-      gemv_op<T, N>(p, i, ring, prep, xs, sc);
+      gemv_op<T, N>(p, i, ring, prep, xs, sc, epoch);
     }
     trace_stamp(p, i, 2);
     if (trace && threadIdx.x == 0) trace[int64_t{i} * gridDim.x * kTraceStamps + 6] = ring.waited;

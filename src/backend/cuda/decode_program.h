@@ -34,11 +34,28 @@ struct DecodeOp {
   void* out;         // [rows, m] / attention: [rows, heads * head_dim]
   void* k_pool;      // attention only: [slots, kv_heads * head_dim]
   void* v_pool;
+  // Flagged programs only (DecodeProgram::flags; plan_flagged sets them):
+  // the op whose output x is (-1: x is read as it was before the launch),
+  // for kOpGemvAdd the op whose output `out` holds before this one (-1:
+  // likewise), where this op's flagged output starts in `flags` (words),
+  // and kWritePlain / kBarrierBefore.
+  int32_t src, old_src;
+  uint32_t region;
+  int32_t bits;
 };
+
+// DecodeOp::bits: the op also writes `out` itself (it is the last op of
+// the program that writes there; later work reads it), and a grid barrier
+// comes before it (an earlier op read `out` as it was before the launch).
+constexpr int32_t kWritePlain = 1, kBarrierBefore = 2;
 
 constexpr int kMaxDecodeOps = 160;   // 32 layers of five ops; a longer list is run in parts
 constexpr int kMaxDecodeRows = 8;    // batch rows one program serves
 constexpr int kDecodeGroupBytes = 64 << 10;  // weight bytes one block streams per step of an op
+constexpr int kDecodeComputeThreads = 512;   // a decode kernel block's compute threads
+// A flagged program's GEMV stages a normalised input with every 16-byte
+// piece in a register (at most this many pieces per thread).
+constexpr int kFlagPieces = 2;
 // Per (op, block): global ns at the op's start (barrier passed), input
 // staged, op done; the same three in SM clock cycles; cycles spent waiting
 // for the op's loads; global ns when its first load was issued; global ns
@@ -51,7 +68,10 @@ constexpr int kTraceStamps = 21;
 // in its own 128-byte line (132 blocks adding to one word queue behind
 // each other); the exit counter follows them.
 constexpr int kBarrierLines = 16;
+// The word after the exit counter counts the launches that have left (the
+// last block out adds one): a flagged program's epoch is that count + 1.
 constexpr int kBarrierWords = (kBarrierLines + 1) * 32;
+constexpr int kEpochWord = kBarrierLines * 32 + 1;
 
 // Everything but the ops is shared by all attention ops of a step.
 struct alignas(16) DecodeProgram {
@@ -83,8 +103,25 @@ struct alignas(16) DecodeProgram {
   int32_t cluster, clusters, load_bytes, balance;
   float* sums;
   void* resid;
+  // Null, or a flagged program: instead of a grid barrier and a read of
+  // the activations from L2 between two ops, each op's output goes to its
+  // own region here as 8-byte words, two 16-bit values and the launch's
+  // epoch, stored and loaded whole; a reader polls until every word it
+  // needs carries the epoch (a word is current or not, never half), and
+  // needs no barrier. Only the last op writing a buffer writes it as well.
+  unsigned long long* flags;
   DecodeOp ops[kMaxDecodeOps];
 };
+
+// Makes p a flagged program for a launch on `blocks` blocks with values of
+// elem_bytes: sets each op's src, old_src, region and bits, and returns
+// the words of `flags` it needs; or returns 0 and leaves the ops alone
+// where it cannot (an input that overlaps an earlier output without being
+// exactly that output, an odd width, a shape the flagged staging does not
+// serve). decode_flags.cpp.
+size_t plan_flagged(DecodeProgram& p, int blocks, int elem_bytes);
+// Words one op's flagged output takes (rows * its output width / 2).
+size_t flagged_words(const DecodeProgram& p, const DecodeOp& op);
 
 // Whether a GEMV op of this shape can join a program (16-bit, aligned,
 // one weight row within a streaming step).

@@ -402,10 +402,12 @@ TEST_P(CudaOps, PrepareAttentionOnDecodeRows) {
 TEST_P(CudaOps, DecodeProgramMatchesOpByOp) {
   if (dt() == DType::F32) GTEST_SKIP() << "the decode program serves 16-bit models only";
   gpu_->set_decode_program_rows(1);  // by default steps of 2+ rows take it (where it is faster)
+  gpu_->set_decode_flags(false);     // with grid barriers (flagged: below)
   for (const DecodeCase& c :
        {DecodeCase{1024, 16, 8, 128, 3072, {300}}, DecodeCase{1024, 16, 8, 128, 3072, {2000, 1, 65}},
         DecodeCase{64, 4, 2, 16, 96, {7, 40, 1, 16, 33, 5, 2, 90}}, DecodeCase{512, 8, 1, 64, 256, {129, 1100}}})
     check_decode_program(c, false);
+  gpu_->set_decode_flags(true);
 }
 
 // The same with flagged programs (activations as flagged words, no grid
@@ -427,7 +429,6 @@ TEST_P(CudaOps, DecodeProgramFlaggedMatchesOpByOp) {
   }
   // Each case's two checked runs, and the first (growing) run where it got that far.
   EXPECT_GE(gpu_->decode_flagged_programs() - flagged, 2 * servable) << "flagged launches";
-  gpu_->set_decode_flags(false);
 }
 
 // One row on the cluster kernel: Qwen3-0.6B's layer shape at short and

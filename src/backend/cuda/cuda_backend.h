@@ -89,8 +89,9 @@ class CudaBackend final : public Backend {
   // serve them (NATIVELM_DECODE_CLUSTER=1; for tests and measurements).
   void set_decode_cluster(bool on);
   // Decode programs exchange activations as flagged words instead of grid
-  // barriers (DecodeProgram::flags; NATIVELM_DECODE_FLAGS=0/1), and how
-  // many launched so far ran that way.
+  // barriers where they can (DecodeProgram::flags; on by default,
+  // NATIVELM_DECODE_FLAGS=0 turns it off), and how many launched so far
+  // ran that way.
   void set_decode_flags(bool on) { decode_flags_ = on; }
   int64_t decode_flagged_programs() const { return decode_flagged_programs_; }
 
@@ -214,7 +215,8 @@ class CudaBackend final : public Backend {
   int32_t cluster_load_bytes_ = 64 << 10;
   int32_t decode_min_chunk_ = 16;         // attention positions per chunk at least (decode kernel)
   int64_t decode_programs_ = 0;
-  bool decode_flags_ = false;
+  bool decode_flags_ = true;
+  bool flag_merge_ = true;  // DecodeProgram::flag_merge (NATIVELM_DECODE_FLAG_MERGE=0 for comparisons)
   int64_t decode_flagged_programs_ = 0;
   void* flags_ = nullptr;  // the flagged outputs, grown as programs need (zeroed: epoch 0 is no launch's)
   size_t flags_bytes_ = 0;

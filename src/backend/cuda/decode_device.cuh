@@ -297,7 +297,9 @@ __device__ __forceinline__ void leave_grid(uint32_t* lines) {
   if (threadIdx.x == 0 && atomicAdd(exits, 1u) == gridDim.x - 1) {
     for (int j = 0; j < kBarrierLines; ++j) lines[j * 32] = 0;
     *exits = 0;
-    lines[kEpochWord] += 1;  // every block read it at its start
+    // Every block read it at its start. Epochs (the count + 1) skip 0, the
+    // flag of words never written.
+    lines[kEpochWord] = lines[kEpochWord] + 1 == 0xffffffffu ? 0u : lines[kEpochWord] + 1;
     __threadfence();
   }
 }

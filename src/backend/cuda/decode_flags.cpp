@@ -55,7 +55,10 @@ bool servable(const DecodeProgram& p, const DecodeOp& op, int blocks) {
 }  // namespace
 
 size_t flagged_words(const DecodeProgram& p, const DecodeOp& op) {
-  return static_cast<size_t>(p.rows) * static_cast<size_t>(out_width(p, op)) / 2;
+  const size_t out = static_cast<size_t>(p.rows) * static_cast<size_t>(out_width(p, op)) / 2;
+  if (op.kind != kOpAttention) return out;
+  // Then the split chunks' states: (m, l, head_dim sums) per (row, head, chunk).
+  return out + static_cast<size_t>(p.rows) * p.heads * p.splits * (p.head_dim + 2);
 }
 
 size_t plan_flagged(DecodeProgram& p, int blocks, int elem_bytes) {

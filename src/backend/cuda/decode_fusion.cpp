@@ -46,6 +46,7 @@ void CudaBackend::init_decode_fusion() {
   }
   if (const char* v = std::getenv("NATIVELM_DECODE_CLUSTER"); v && std::strcmp(v, "1") == 0) set_decode_cluster(true);
   if (const char* v = std::getenv("NATIVELM_DECODE_FLAGS")) decode_flags_ = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("NATIVELM_DECODE_FLAG_MERGE")) flag_merge_ = std::strcmp(v, "0") != 0;
   // At most this many clusters (comparisons: the kv heads' clusters alone).
   if (const char* v = std::getenv("NATIVELM_DECODE_CLUSTERS"); v && std::atoi(v) > 0) cluster_limit_ = std::atoi(v);
   if (const char* v = std::getenv("NATIVELM_DECODE_BALANCE")) cluster_balance_ = std::strcmp(v, "1") == 0;
@@ -192,6 +193,7 @@ void CudaBackend::flush_decode() {
   if (decode_flags_) {
     const size_t words = cuda::plan_flagged(p, sm_count_, static_cast<int>(dtype_size(act_)));
     if (words > 0 && grow_flags(words)) p.flags = static_cast<unsigned long long*>(flags_);
+    p.flag_merge = flag_merge_ ? 1 : 0;
   }
   if (run_cluster_program()) {
     if (trace_) write_decode_trace(p.clusters * p.cluster);

@@ -176,13 +176,13 @@ __device__ __forceinline__ void trace_stamp(const DecodeProgram& p, int i, int a
 // modes, rounded as the RMSNorm kernel rounds); read from L2.
 // In a flagged program the input comes from its op's flagged output `in`
 // (polled) where that op is in the program.
-template <class T, int N>
+template <class T, int N, bool F>
 __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool norm, uint32_t by_pieces, T* xs,
                                             const T* nws, Scratch& sc, unsigned long long* stamps, const Word* in,
                                             uint32_t epoch) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k, pieces = k / 8;
   const T* x = static_cast<const T*>(op.x);
-  if (in && !norm) {
+  if (F && in && !norm) {
     // plan_flagged: normalised inputs take the register path below.
     const int total = rows * pieces;
     for (int base = 0; base < total; base += kFlagPieces * kThreads) {
@@ -208,7 +208,7 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     const uint4* xv = static_cast<const uint4*>(op.x);
     const int total = rows * pieces;
     uint4 v[kStageRegs];
-    if (in) {
+    if (F && in) {
       poll_pieces<kFlagPieces>(in, 0, total, epoch, v);  // total <= kFlagPieces * kThreads (plan_flagged)
     } else {
 #pragma unroll
@@ -280,13 +280,13 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
 // the dot products instead of one more trip to L2 at the end.
 // In a flagged program, from the flagged output of the op that wrote it
 // last where that op is in the program.
-template <class T, int N>
+template <class T, int N, bool F>
 __device__ __forceinline__ float residual_at(const DecodeProgram& p, const DecodeOp& op, const GemvSpan& s,
                                              uint32_t epoch) {
   const int outs = (s.r1 - s.r0) * N, r = threadIdx.x / N, n = threadIdx.x % N;
   if (threadIdx.x >= outs || n >= p.rows) return 0.0f;
   const int64_t at = int64_t{n} * op.m + s.r0 + r;
-  if (p.flags && op.old_src >= 0) {
+  if (F && op.old_src >= 0) {
     const Word w = poll_word(p.flags + p.ops[op.old_src].region + at / 2, epoch);
     return to_f(from_bits<T>(static_cast<uint32_t>(w) >> (at % 2 * 16)));
   }
@@ -305,7 +305,7 @@ struct GemvPrep {
   float old;
 };
 
-template <class T, int N>
+template <class T, int N, bool F>
 __device__ __forceinline__ GemvPrep gemv_prepare(const DecodeProgram& p, int i, const GemvSpan& s, uint32_t epoch) {
   const DecodeOp& op = p.ops[i];
   GemvPrep g;
@@ -314,9 +314,9 @@ __device__ __forceinline__ GemvPrep gemv_prepare(const DecodeProgram& p, int i, 
   g.pre = op.kind == kOpGemvAdd && (s.r1 - s.r0) * N <= kThreads;
   // Flagged: polled now unless the op right before wrote them (that would
   // wait for it here instead of while staging).
-  const bool polled = p.flags && op.old_src >= 0;
+  const bool polled = F && op.old_src >= 0;
   g.old_ready = g.pre && i > 0 && (polled ? op.old_src != i - 1 : p.ops[i - 1].out != op.out);
-  g.old = g.old_ready ? residual_at<T, N>(p, op, s, epoch) : 0.0f;
+  g.old = g.old_ready ? residual_at<T, N, F>(p, op, s, epoch) : 0.0f;
   return g;
 }
 
@@ -324,7 +324,7 @@ __device__ __forceinline__ GemvPrep gemv_prepare(const DecodeProgram& p, int i, 
 // op before it ran, and finds it in the instruction cache. A copy per mode
 // (templates) missed there at every op: ~2,000 cycles of fetch stalls in an
 // op's first pass, against ~1,700 for its whole second pass.
-template <class T, int N>
+template <class T, int N, bool F>
 __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& ring, const GemvPrep& prep, T* xs,
                                         Scratch& sc, uint32_t epoch) {
   const DecodeOp& op = p.ops[i];
@@ -335,16 +335,16 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
   // Flagged, the values the op right before wrote are polled once the
   // input (which comes later or at the same time) is staged.
   const bool late = prep.pre && !prep.old_ready;
-  float old = late && !p.flags ? residual_at<T, N>(p, op, s, epoch) : prep.old;
+  float old = late && !F ? residual_at<T, N, F>(p, op, s, epoch) : prep.old;
   // The first load starts with the norm weights.
   const unsigned char* first_load = front(ring);
   const T* nws = reinterpret_cast<const T*>(first_load);
   fine_stamp(ring.op_stamps, 20);
-  Word* flags = p.flags ? p.flags + op.region : nullptr;
+  Word* flags = F ? p.flags + op.region : nullptr;
   const bool plain = !flags || (op.bits & kWritePlain);
-  const Word* in = flags && op.src >= 0 ? p.flags + p.ops[op.src].region : nullptr;
-  stage_input<T, N>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps, in, epoch);
-  if (late && p.flags) old = residual_at<T, N>(p, op, s, epoch);
+  const Word* in = F && op.src >= 0 ? p.flags + p.ops[op.src].region : nullptr;
+  stage_input<T, N, F>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps, in, epoch);
+  if (F && late) old = residual_at<T, N, F>(p, op, s, epoch);
   if (prep.pre && threadIdx.x < (s.r1 - s.r0) * N) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
   trace_stamp(p, i, 1);
   release_producer(p, ring);
@@ -374,7 +374,7 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
                         if (plain) *o = value;
                       }
                       // Rows in pairs (the span and the loads start at even rows).
-                      if (flags) put_pair(flags + (int64_t{n} * op.m + row) / 2, value, N, valid, r % 2 == 0, epoch);
+                      if (F) put_pair(flags + (int64_t{n} * op.m + row) / 2, value, N, valid, r % 2 == 0, epoch);
                     });
     if (j == s.loads - 1) hold_producer(p, ring);
     pop(ring);
@@ -387,7 +387,7 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
 // The item's q heads (norm + rope, rounded to T as the prepare kernel
 // writes them, then scaled) into sc.sq; where the item holds the row's new
 // position, its K (norm + rope) and V rows into fresh_k/v and the pools.
-template <class T>
+template <class T, bool F>
 __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
                                              const T* q_norm, const T* k_norm, Scratch& sc, T* fresh_k, T* fresh_v,
                                              uint32_t epoch) {
@@ -406,7 +406,7 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
     T* head = fresh_v + kMaxHd + job * kMaxHd;
     const int col = job < group ? (it.kvh * group + job) * hd
                                 : (job == group ? p.heads + it.kvh : p.heads + p.kv_heads + it.kvh) * hd;
-    if (p.flags && op.src >= 0) {
+    if (F && op.src >= 0) {
       // From the qkv op's flagged output (row-major like op.x).
       const int64_t at = int64_t{it.row} * (p.heads + 2 * p.kv_heads) * hd + col;
       poll_lane_words<kMaxHd / 64>(p.flags + p.ops[op.src].region + at / 2, hd / 2, epoch,
@@ -434,16 +434,105 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
   }
 }
 
+// A flagged program's split attention: chunks 1.. write their state (m, l,
+// the unscaled output) as flagged f32 words to the op's partial region
+// (after its output region, plan_flagged), and chunk 0's block merges
+// them into its own as each lands, then emits the output. No fence, no
+// counter: a word is this op's when it carries the epoch (each attention
+// op has its own region, so an earlier layer's words never pass).
+template <class T, class Emit>
+__device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
+                                                   Scratch& sc, const float (&acc)[2], uint32_t epoch, Emit emit) {
+  const int hd = p.head_dim, group = it.group, stride = hd + 2;
+  Word* base = p.flags + op.region + int64_t{p.rows} * p.heads * hd / 2 +
+               (int64_t{it.row} * p.heads + it.kvh * group) * p.splits * stride;
+  if (it.chunk != 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
+      if (g >= group) break;
+      Word* part = base + (int64_t{g} * p.splits + it.chunk) * stride;
+      if (d == 0) {
+        put_word(part, flag_word(epoch, __float_as_uint(sc.m[g])));
+        put_word(part + 1, flag_word(epoch, __float_as_uint(sc.l[g])));
+      }
+      put_word(part + 2 + d, flag_word(epoch, __float_as_uint(acc[h])));
+    }
+    return;
+  }
+  // Chunk 0: 32 chunks at a time, their m and l into sc.score (m in
+  // columns 0-31, l in 32-63), then each thread its element's values.
+  float mx[2], l[2], val[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int t = threadIdx.x + h * kThreads, g = min(fast_div(t, it.by_hd), group - 1);
+    mx[h] = sc.m[g];
+    l[h] = sc.l[g];
+    val[h] = acc[h];
+  }
+  static_assert(kSubChunk == 64, "m and l of 32 chunks per row of sc.score");
+  for (int c0 = 1; c0 < it.used; c0 += 32) {
+    const int n = min(32, it.used - c0);
+    csync();  // sc.score's last batch is used up
+    for (int j = threadIdx.x; j < group * n * 2; j += kThreads) {
+      const int g = j / (2 * n), c = j / 2 % n, which = j % 2;
+      const Word w = poll_word(base + (int64_t{g} * p.splits + c0 + c) * stride + which, epoch);
+      sc.score[g][which * 32 + c] = __uint_as_float(static_cast<uint32_t>(w));
+    }
+    csync();
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
+      if (g >= group) break;
+      const Word* part = base + (int64_t{g} * p.splits + c0) * stride + 2 + d;
+      float bm = mx[h];
+      for (int c = 0; c < n; ++c) bm = fmaxf(bm, sc.score[g][c]);
+      const float rescale = __expf(mx[h] - bm);
+      l[h] *= rescale;
+      val[h] *= rescale;
+      constexpr int kBatch = 4;  // 8 spilled registers of the whole kernel
+      for (int b = 0; b < n; b += kBatch) {
+        Word w[kBatch];
+        uint32_t pending = 0;
+#pragma unroll
+        for (int c = 0; c < kBatch; ++c)
+          if (b + c < n) pending |= 1u << c;
+        SpinWatch watch{true};
+        while (pending) {
+#pragma unroll
+          for (int c = 0; c < kBatch; ++c)
+            if (pending >> c & 1) w[c] = get_word(part + (b + c) * stride);
+#pragma unroll
+          for (int c = 0; c < kBatch; ++c)
+            if ((pending >> c & 1) && current(w[c], epoch)) {
+              const float e = __expf(sc.score[g][b + c] - bm);
+              l[h] += e * sc.score[g][32 + b + c];
+              val[h] += e * __uint_as_float(static_cast<uint32_t>(w[c]));
+              pending &= ~(1u << c);
+            }
+          if (pending) watch.tick();
+        }
+      }
+      mx[h] = bm;
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int t = threadIdx.x + h * kThreads;
+    emit(t, fast_div(t, it.by_hd) < group, val[h] / l[h]);
+  }
+}
+
 // The item's result: the output itself when the row's positions fit one
 // chunk; else its partial state, and the last chunk of (row, kv head) to
 // finish merges them all.
-template <class T>
+template <class T, bool F>
 __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const DecodeOp& op, int op_index,
                                             const AttnItem& it, Scratch& sc, const float (&acc)[2], uint32_t epoch) {
   const int hd = p.head_dim, group = it.group;
   const int64_t first = int64_t{it.row} * p.heads * hd + it.kvh * group * hd;
   T* out = static_cast<T*>(op.out) + first;
-  Word* flags = p.flags ? p.flags + op.region : nullptr;
+  Word* flags = F ? p.flags + op.region : nullptr;
   const bool plain = !flags || (op.bits & kWritePlain);
   // Output element t (head g, element d) of the item's heads; every thread
   // of a warp comes here together (put_pair shuffles).
@@ -451,7 +540,7 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
     const T value = from_f<T>(v);
     if (valid && plain) out[t] = value;
     // t and t + 1 are one word (head_dim and first are even).
-    if (flags) put_pair(flags + (first + t) / 2, value, 1, valid, t % 2 == 0, epoch);
+    if (F) put_pair(flags + (first + t) / 2, value, 1, valid, t % 2 == 0, epoch);
   };
   if (it.used == 1) {
 #pragma unroll
@@ -462,6 +551,7 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
     }
     return;
   }
+  if (F && p.flag_merge) return attn_merge_flagged<T>(p, op, it, sc, acc, epoch, emit);
   const int stride = hd + 2;
   float* base = p.partial + (int64_t{it.row} * p.heads + it.kvh * group) * p.splits * stride;
 #pragma unroll
@@ -482,14 +572,12 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   csync();
   if (sc.ticket != it.used - 1) return;
   __threadfence();
-  if (flags) {
-    // The next attention op's chunks count on this counter; they may run as
-    // soon as this op's output is seen, with no barrier between: the reset
-    // is made visible first (the csync below keeps every output after it).
-    if (threadIdx.x == 0) {
-      *counter = 0;
-      __threadfence();
-    }
+  if (F && threadIdx.x == 0) {
+    // The next attention op's chunks count on this counter, and may start
+    // as soon as this op's output is seen (no barrier between): the reset
+    // is visible first (the csync before the output keeps it after).
+    *counter = 0;
+    __threadfence();
   }
   if (threadIdx.x == 0 && p.trace)
     p.trace[(int64_t{op_index} * gridDim.x + blockIdx.x) * kTraceStamps + 12] = clock64();
@@ -531,16 +619,16 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
     }
     merged[h] = val / l;
   }
-  if (flags) csync();  // after thread 0's reset of the counter
+  if (F) csync();  // after thread 0's reset
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int t = threadIdx.x + h * kThreads;
     emit(t, fast_div(t, it.by_hd) < group, merged[h]);
   }
-  if (!flags && threadIdx.x == 0) *counter = 0;
+  if (!F && threadIdx.x == 0) *counter = 0;
 }
 
-template <class T>
+template <class T, bool F>
 __device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_index, Ring& ring, Scratch& sc, T* fresh,
                                              uint32_t epoch) {
   const DecodeOp& op = p.ops[op_index];
@@ -552,7 +640,7 @@ __device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_inde
   const unsigned char* first_load = front(ring);
   const T* q_norm = op.nw ? reinterpret_cast<const T*>(first_load) : nullptr;
   const T* k_norm = op.w ? reinterpret_cast<const T*>(first_load) + p.head_dim : nullptr;
-  attn_prepare<T>(p, op, it, q_norm, k_norm, sc, fresh_k, fresh_v, epoch);
+  attn_prepare<T, F>(p, op, it, q_norm, k_norm, sc, fresh_k, fresh_v, epoch);
   trace_stamp(p, op_index, 1);
   release_producer(p, ring);
   if (threadIdx.x < kMaxGroup) {
@@ -571,12 +659,12 @@ __device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_inde
     pop(ring);
   }
   fine_stamp(ring.op_stamps, 11);
-  attn_finish<T>(p, op, op_index, it, sc, acc, epoch);
+  attn_finish<T, F>(p, op, op_index, it, sc, acc, epoch);
 }
 
 // --- the kernel ---
 
-template <class T, int N>
+template <class T, int N, bool F>
 __global__ void __launch_bounds__(kBlockThreads, 1)
     decode_kernel(const __grid_constant__ DecodeProgram params, uint32_t xs_bytes, uint32_t ring_bytes) {
   // The program is read over and over at run-time indices: from shared
@@ -609,7 +697,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     }
   // Each block's share of each op, worked out once (divisions are not cheap).
   for (int i = threadIdx.x; i < p.num_ops; i += kBlockThreads)
-    spans[i] = p.ops[i].kind == kOpAttention ? GemvSpan{0, 0, 0, item.loads} : gemv_span(p.ops[i], p.flags != nullptr);
+    spans[i] = p.ops[i].kind == kOpAttention ? GemvSpan{0, 0, 0, item.loads} : gemv_span(p.ops[i], F);
   __syncthreads();
   unsigned char* ring_base = reinterpret_cast<unsigned char*>(smem) + xs_bytes;
   unsigned long long* trace = p.trace ? p.trace + int64_t{blockIdx.x} * kTraceStamps : nullptr;
@@ -618,20 +706,20 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   Ring ring{ring_base, ring_bytes, 0, &ring_sh, &item, spans, trace, 0, nullptr};
   uint32_t passes = 0;
   // This launch's flag value (leave_grid counts launches; none runs now).
-  const uint32_t epoch = p.flags ? *static_cast<volatile uint32_t*>(p.barrier + kEpochWord) + 1 : 0;
+  const uint32_t epoch = F ? *static_cast<volatile uint32_t*>(p.barrier + kEpochWord) + 1 : 0;
   for (int i = 0; i < p.num_ops; ++i) {
     const bool attention = p.ops[i].kind == kOpAttention;
     // Worked out while the last blocks are still on the op before.
-    const GemvPrep prep = attention ? GemvPrep{} : gemv_prepare<T, N>(p, i, spans[i], epoch);
+    const GemvPrep prep = attention ? GemvPrep{} : gemv_prepare<T, N, F>(p, i, spans[i], epoch);
     // Flagged: ops wait for their inputs' words instead (plan_flagged).
-    if (i > 0 && (!p.flags || (p.ops[i].bits & kBarrierBefore)))
+    if (i > 0 && (!F || (p.ops[i].bits & kBarrierBefore)))
       grid_barrier(p.barrier, passes, trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr);
     trace_stamp(p, i, 0);
     ring.op_stamps = trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr;
     if (attention) {
-      attention_op<T>(p, i, ring, sc, fresh, epoch);
+      attention_op<T, F>(p, i, ring, sc, fresh, epoch);
     } else {
-      gemv_op<T, N>(p, i, ring, prep, xs, sc, epoch);
+      gemv_op<T, N, F>(p, i, ring, prep, xs, sc, epoch);
     }
     trace_stamp(p, i, 2);
     if (trace && threadIdx.x == 0) trace[int64_t{i} * gridDim.x * kTraceStamps + 6] = ring.waited;
@@ -640,9 +728,9 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   leave_grid(p.barrier);
 }
 
-template <class T, int N>
+template <class T, int N, bool F>
 void launch(const DecodeProgram& p, int blocks, cudaStream_t s) {
-  auto kernel = decode_kernel<T, N>;
+  auto kernel = decode_kernel<T, N, F>;
   static const int dynamic = [&] {
     int dev = 0, optin = 0;
     cudaGetDevice(&dev);
@@ -672,10 +760,16 @@ void launch(const DecodeProgram& p, int blocks, cudaStream_t s) {
 
 template <class T>
 void launch_rows(const DecodeProgram& p, int blocks, cudaStream_t s) {
-  if (p.rows <= 1) return launch<T, 1>(p, blocks, s);
-  if (p.rows <= 2) return launch<T, 2>(p, blocks, s);
-  if (p.rows <= 4) return launch<T, 4>(p, blocks, s);
-  return launch<T, 8>(p, blocks, s);
+  if (p.flags) {
+    if (p.rows <= 1) return launch<T, 1, true>(p, blocks, s);
+    if (p.rows <= 2) return launch<T, 2, true>(p, blocks, s);
+    if (p.rows <= 4) return launch<T, 4, true>(p, blocks, s);
+    return launch<T, 8, true>(p, blocks, s);
+  }
+  if (p.rows <= 1) return launch<T, 1, false>(p, blocks, s);
+  if (p.rows <= 2) return launch<T, 2, false>(p, blocks, s);
+  if (p.rows <= 4) return launch<T, 4, false>(p, blocks, s);
+  return launch<T, 8, false>(p, blocks, s);
 }
 
 int rows_bucket(int rows) { return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8; }

@@ -110,6 +110,9 @@ struct alignas(16) DecodeProgram {
   // needs carries the epoch (a word is current or not, never half), and
   // needs no barrier. Only the last op writing a buffer writes it as well.
   unsigned long long* flags;
+  // Flagged: split attention merged by chunk 0's block from flagged states
+  // (1), or by the last chunk to finish, counted with an atomic (0).
+  int32_t flag_merge;
   DecodeOp ops[kMaxDecodeOps];
 };
 
@@ -120,7 +123,8 @@ struct alignas(16) DecodeProgram {
 // exactly that output, an odd width, a shape the flagged staging does not
 // serve). decode_flags.cpp.
 size_t plan_flagged(DecodeProgram& p, int blocks, int elem_bytes);
-// Words one op's flagged output takes (rows * its output width / 2).
+// Words one op's flagged output takes (rows * its output width / 2; for
+// attention then its split chunks' states, f32 words).
 size_t flagged_words(const DecodeProgram& p, const DecodeOp& op);
 
 // Whether a GEMV op of this shape can join a program (16-bit, aligned,

@@ -2,7 +2,8 @@
 """Where a decode step's time goes, from NATIVELM_DECODE_TRACE files.
 
   NATIVELM_DECODE_TRACE=t.txt nativelm bench_one_batch --device cuda ... --disable-cuda-graph
-  tools/decode_trace.py t.txt
+  tools/decode_trace.py t.txt            (cluster kernel)
+  tools/decode_trace.py --op-list t.txt  (op-list kernel)
 
 The file holds the last eagerly run decode program: a line "ops blocks", the
 op kinds, then per op and block the kernel's stamps (decode_program.h). For
@@ -13,7 +14,13 @@ staged, products, gathered, prepared, attended, merged, done, then the grid
 barrier's arrival (8) and pass (9) stamped in the next step's slot. Prints
 the median over layers of each phase: the slowest block's time from the
 step's start (first block past the barrier) to the end of that phase.
-For the op-list kernel use its own stamps (not read here).
+With --op-list, a trace of the op-list kernel (decode_kernel.cu: stamps
+0 start, 1 input staged, 2 done in global ns, 6 cycles waited for ring
+loads): per op kind, the median over layers of the op's share of the
+critical path (its last block done minus the op before's last block done),
+split into "staged" (its last block's input staged, from the op before's
+end: the dependency's round trip) and "work" (from there to its last block
+done), and the ring wait of its median and slowest block.
 """
 import statistics
 import sys
@@ -37,7 +44,36 @@ def step_phases(stamps, last):
     return start, out
 
 
+OP_KINDS = {1: "norm + qkv", 2: "norm + gate/up", 3: "add (o, down)", 4: "attention"}
+
+
+def op_list(path, clock_ghz=1.755):
+    ops, blocks, t = load(path)
+    kinds = list(map(int, open(path).read().split("\n")[1].split()))
+    t0 = min(s[0] for s in t[0] if s[0])
+    prev_done, rows = t0, {}
+    for i in range(ops):
+        # Blocks stamped in this program (items without work keep old stamps).
+        v = [s for s in t[i] if s[0] >= t0 and s[2] >= s[0]]
+        if not v:
+            continue
+        done, staged = max(s[2] for s in v), max(s[1] for s in v)
+        waits = sorted(s[6] / (clock_ghz * 1e3) for s in v)
+        rows.setdefault(kinds[i], []).append(((done - prev_done) / 1e3, (staged - prev_done) / 1e3,
+                                              (done - staged) / 1e3, waits[len(waits) // 2], waits[-1]))
+        prev_done = done
+    print(f"{path}: {ops} ops on {blocks} blocks, {(prev_done - t0) / 1e3:.1f} µs; per op, median over layers (µs)")
+    for kind, r in sorted(rows.items()):
+        med = [statistics.median(x[j] for x in r) for j in range(5)]
+        print(f"  {OP_KINDS.get(kind, kind):15s} x{len(r):3d}: critical path {med[0]:.2f} = staged {med[1]:.2f} + "
+              f"work {med[2]:.2f}; ring wait median block {med[3]:.2f}, slowest {med[4]:.2f}")
+
+
 def main():
+    if sys.argv[1:2] == ["--op-list"]:
+        for path in sys.argv[2:]:
+            op_list(path)
+        return
     for path in sys.argv[1:]:
         ops, blocks, t = load(path)
         layers = ops // 5

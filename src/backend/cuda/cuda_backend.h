@@ -216,7 +216,11 @@ class CudaBackend final : public Backend {
   int32_t decode_min_chunk_ = 16;         // attention positions per chunk at least (decode kernel)
   int64_t decode_programs_ = 0;
   bool decode_flags_ = true;
-  bool flag_merge_ = true;  // DecodeProgram::flag_merge (NATIVELM_DECODE_FLAG_MERGE=0 for comparisons)
+  bool flag_merge_ = true;
+  // DecodeProgram::poll_ns (NATIVELM_DECODE_POLL_NS). Measured on an H100
+  // (docs/benchmarks.md): 100 ns +0-1% over none, 1,000 ns -3%.
+  uint32_t poll_ns_ = 100;  // DecodeProgram::flag_merge
+                            // (NATIVELM_DECODE_FLAG_MERGE=0 for comparisons)
   int64_t decode_flagged_programs_ = 0;
   void* flags_ = nullptr;  // the flagged outputs, grown as programs need (zeroed: epoch 0 is no launch's)
   size_t flags_bytes_ = 0;

@@ -34,19 +34,23 @@ void CudaBackend::init_decode_fusion() {
   // positions, -8% at 832; 3 rows: -4% at 632; 4 rows: -3% at 800; 8 rows:
   // +9% at 2080, -5% at 3032, -12% at 4032): its attention gives each (row,
   // kv head) a fixed share of the blocks, so few rows with long sequences
-  // leave it waiting on a few blocks' K/V. At 1 row it loses (-3%): each op
-  // pays its L2 round trips and a grid barrier in turn, more than the kernel
-  // boundaries it saves. NATIVELM_DECODE_KERNEL=0 turns it off, =all uses it
-  // for every decode step it can serve.
-  decode_min_rows_ = 2;
+  // leave it waiting on a few blocks' K/V. At 1 row it loses (-3%) with a
+  // grid barrier between ops: each op pays its L2 round trips and a barrier
+  // in turn, more than the kernel boundaries it saves; with flagged
+  // exchange (the default, where the model's shapes allow) it wins (+5% at
+  // 60 positions, level at 512-640). NATIVELM_DECODE_KERNEL=0 turns it off,
+  // =all uses it for every decode step it can serve.
+  if (const char* v = std::getenv("NATIVELM_DECODE_FLAGS")) decode_flags_ = std::strcmp(v, "0") != 0;
+  decode_min_rows_ = decode_flags_ ? 1 : 2;
   decode_context_per_row_ = 192;
   if (const char* v = std::getenv("NATIVELM_DECODE_KERNEL")) {
     if (std::strcmp(v, "0") == 0) fuse_decode_ = false;
     if (std::strcmp(v, "all") == 0) set_decode_program_rows(1);
   }
   if (const char* v = std::getenv("NATIVELM_DECODE_CLUSTER"); v && std::strcmp(v, "1") == 0) set_decode_cluster(true);
-  if (const char* v = std::getenv("NATIVELM_DECODE_FLAGS")) decode_flags_ = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("NATIVELM_DECODE_FLAG_MERGE")) flag_merge_ = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("NATIVELM_DECODE_POLL_NS"))
+    poll_ns_ = static_cast<uint32_t>(std::clamp(std::atol(v), 0L, 100000L));
   // At most this many clusters (comparisons: the kv heads' clusters alone).
   if (const char* v = std::getenv("NATIVELM_DECODE_CLUSTERS"); v && std::atoi(v) > 0) cluster_limit_ = std::atoi(v);
   if (const char* v = std::getenv("NATIVELM_DECODE_BALANCE")) cluster_balance_ = std::strcmp(v, "1") == 0;
@@ -194,6 +198,7 @@ void CudaBackend::flush_decode() {
     const size_t words = cuda::plan_flagged(p, sm_count_, static_cast<int>(dtype_size(act_)));
     if (words > 0 && grow_flags(words)) p.flags = static_cast<unsigned long long*>(flags_);
     p.flag_merge = flag_merge_ ? 1 : 0;
+    p.poll_ns = poll_ns_;
   }
   if (run_cluster_program()) {
     if (trace_) write_decode_trace(p.clusters * p.cluster);

@@ -179,7 +179,7 @@ __device__ __forceinline__ void trace_stamp(const DecodeProgram& p, int i, int a
 template <class T, int N, bool F>
 __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool norm, uint32_t by_pieces, T* xs,
                                             const T* nws, Scratch& sc, unsigned long long* stamps, const Word* in,
-                                            uint32_t epoch) {
+                                            uint32_t epoch, uint32_t p_poll_ns) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k, pieces = k / 8;
   const T* x = static_cast<const T*>(op.x);
   if (F && in && !norm) {
@@ -187,7 +187,7 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     const int total = rows * pieces;
     for (int base = 0; base < total; base += kFlagPieces * kThreads) {
       uint4 v[kFlagPieces];
-      poll_pieces<kFlagPieces>(in, base, total, epoch, v);
+      poll_pieces<kFlagPieces>(in, base, total, epoch, p_poll_ns, v);
 #pragma unroll
       for (int r = 0; r < kFlagPieces; ++r) {
         const int i = base + threadIdx.x + r * kThreads;
@@ -201,24 +201,26 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     fine_stamp(stamps, 19);
     return;
   }
-  if (norm && pieces % 32 == 0 && rows * pieces <= kStageRegs * kThreads) {
+  // Flagged programs hold fewer pieces (plan_flagged): more would spill.
+  constexpr int R = F ? kFlagPieces : kStageRegs;
+  if (norm && pieces % 32 == 0 && rows * pieces <= R * kThreads) {
     // One trip to L2: each thread keeps its pieces in registers while the
     // row sums are made from per-warp sums (a warp's 32 pieces lie in one
     // row), added in a fixed order so that every run rounds alike.
     const uint4* xv = static_cast<const uint4*>(op.x);
     const int total = rows * pieces;
-    uint4 v[kStageRegs];
+    uint4 v[R];
     if (F && in) {
-      poll_pieces<kFlagPieces>(in, 0, total, epoch, v);  // total <= kFlagPieces * kThreads (plan_flagged)
+      poll_pieces<R>(in, 0, total, epoch, p_poll_ns, v);  // total <= kFlagPieces * kThreads (plan_flagged)
     } else {
 #pragma unroll
-      for (int r = 0; r < kStageRegs; ++r) {
+      for (int r = 0; r < R; ++r) {
         const int i = threadIdx.x + r * kThreads;
         if (i < total) v[r] = __ldcg(xv + i);
       }
     }
 #pragma unroll
-    for (int r = 0; r < kStageRegs; ++r) {
+    for (int r = 0; r < R; ++r) {
       if (threadIdx.x - lane + r * kThreads >= total) break;  // whole warps: total is a multiple of 32
       const float ss = warp_sum(dot8<T>(v[r], v[r]));
       if (lane == 0) sc.warp_ss[r][warp] = ss;
@@ -227,7 +229,7 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     csync();
     fine_stamp(stamps, 17);
 #pragma unroll
-    for (int r = 0; r < kStageRegs; ++r) {
+    for (int r = 0; r < R; ++r) {
       const int i = threadIdx.x + r * kThreads;
       if (i >= total) break;
       const int n = fast_div(i, by_pieces), c = i - n * pieces;
@@ -287,7 +289,7 @@ __device__ __forceinline__ float residual_at(const DecodeProgram& p, const Decod
   if (threadIdx.x >= outs || n >= p.rows) return 0.0f;
   const int64_t at = int64_t{n} * op.m + s.r0 + r;
   if (F && op.old_src >= 0) {
-    const Word w = poll_word(p.flags + p.ops[op.old_src].region + at / 2, epoch);
+    const Word w = poll_word(p.flags + p.ops[op.old_src].region + at / 2, epoch, p.poll_ns);
     return to_f(from_bits<T>(static_cast<uint32_t>(w) >> (at % 2 * 16)));
   }
   return to_f(__ldcg(static_cast<const T*>(op.out) + at));
@@ -343,7 +345,7 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
   Word* flags = F ? p.flags + op.region : nullptr;
   const bool plain = !flags || (op.bits & kWritePlain);
   const Word* in = F && op.src >= 0 ? p.flags + p.ops[op.src].region : nullptr;
-  stage_input<T, N, F>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps, in, epoch);
+  stage_input<T, N, F>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps, in, epoch, p.poll_ns);
   if (F && late) old = residual_at<T, N, F>(p, op, s, epoch);
   if (prep.pre && threadIdx.x < (s.r1 - s.r0) * N) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
   trace_stamp(p, i, 1);
@@ -409,7 +411,7 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
     if (F && op.src >= 0) {
       // From the qkv op's flagged output (row-major like op.x).
       const int64_t at = int64_t{it.row} * (p.heads + 2 * p.kv_heads) * hd + col;
-      poll_lane_words<kMaxHd / 64>(p.flags + p.ops[op.src].region + at / 2, hd / 2, epoch,
+      poll_lane_words<kMaxHd / 64>(p.flags + p.ops[op.src].region + at / 2, hd / 2, epoch, p.poll_ns,
                                    reinterpret_cast<uint32_t*>(head));
     } else {
       for (int j = lane; j < hd; j += 32) head[j] = __ldcg(src + col + j);
@@ -476,7 +478,7 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
     csync();  // sc.score's last batch is used up
     for (int j = threadIdx.x; j < group * n * 2; j += kThreads) {
       const int g = j / (2 * n), c = j / 2 % n, which = j % 2;
-      const Word w = poll_word(base + (int64_t{g} * p.splits + c0 + c) * stride + which, epoch);
+      const Word w = poll_word(base + (int64_t{g} * p.splits + c0 + c) * stride + which, epoch, p.poll_ns);
       sc.score[g][which * 32 + c] = __uint_as_float(static_cast<uint32_t>(w));
     }
     csync();
@@ -510,7 +512,10 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
               val[h] += e * __uint_as_float(static_cast<uint32_t>(w[c]));
               pending &= ~(1u << c);
             }
-          if (pending) watch.tick();
+          if (pending) {
+            watch.tick();
+            poll_pause(p.poll_ns);
+          }
         }
       }
       mx[h] = bm;

@@ -113,6 +113,7 @@ struct alignas(16) DecodeProgram {
   // Flagged: split attention merged by chunk 0's block from flagged states
   // (1), or by the last chunk to finish, counted with an atomic (0).
   int32_t flag_merge;
+  uint32_t poll_ns;  // flagged: pause after a poll that found stale words
   DecodeOp ops[kMaxDecodeOps];
 };
 

@@ -84,18 +84,30 @@ __device__ void stream(const Probe& p, unsigned char* ring, uint64_t* full, vola
   }
 }
 
-// One chain round's work before its barrier: the whole vector from L2,
-// summed over the block, and this block's slice of it rewritten.
-__device__ void chain_round(const Probe& p, float* warp_part) {
-  float s = 0.0f;
-  for (int e = threadIdx.x; e < p.n; e += kThreads) s += __ldcg(p.vec + e);
+// The sum of every compute thread's s (warp_part: a float per warp).
+__device__ float block_total(float s, float* warp_part) {
   s = warp_sum(s);
   if (threadIdx.x % 32 == 0) warp_part[threadIdx.x / 32] = s;
   csync();
   float total = 0.0f;
   for (int w = 0; w < kWarps; ++w) total += warp_part[w];
-  const int e0 = static_cast<int>(int64_t{p.n} * blockIdx.x / gridDim.x);
-  const int e1 = static_cast<int>(int64_t{p.n} * (blockIdx.x + 1) / gridDim.x);
+  return total;
+}
+
+// This block's share [e0, e1) of n elements.
+__device__ void block_slice(int n, int& e0, int& e1) {
+  e0 = static_cast<int>(int64_t{n} * blockIdx.x / gridDim.x);
+  e1 = static_cast<int>(int64_t{n} * (blockIdx.x + 1) / gridDim.x);
+}
+
+// One chain round's work before its barrier: the whole vector from L2,
+// summed over the block, and this block's slice of it rewritten.
+__device__ void chain_round(const Probe& p, float* warp_part) {
+  float s = 0.0f;
+  for (int e = threadIdx.x; e < p.n; e += kThreads) s += __ldcg(p.vec + e);
+  const float total = block_total(s, warp_part);
+  int e0, e1;
+  block_slice(p.n, e0, e1);
   for (int e = e0 + threadIdx.x; e < e1; e += kThreads) p.vec[e] = 1.0f + total * 1e-12f;
 }
 
@@ -108,13 +120,9 @@ __device__ void stage_round(const Probe& p, float* warp_part) {
     const uint4 x = __ldcg(v + e);
     s += __uint_as_float(x.x) + __uint_as_float(x.y) + __uint_as_float(x.z) + __uint_as_float(x.w);
   }
-  s = warp_sum(s);
-  if (threadIdx.x % 32 == 0) warp_part[threadIdx.x / 32] = s;
-  csync();
-  float total = 0.0f;
-  for (int w = 0; w < kWarps; ++w) total += warp_part[w];
-  const int e0 = static_cast<int>(int64_t{kStageValues / 2} * blockIdx.x / gridDim.x);
-  const int e1 = static_cast<int>(int64_t{kStageValues / 2} * (blockIdx.x + 1) / gridDim.x);
+  const float total = block_total(s, warp_part);
+  int e0, e1;
+  block_slice(kStageValues / 2, e0, e1);
   for (int e = e0 + threadIdx.x; e < e1; e += kThreads) p.half[e] = __float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff;
 }
 
@@ -152,13 +160,9 @@ __device__ void flagged_round(const Probe& p, float* warp_part, uint32_t round) 
       }
     watch.tick();
   }
-  s = warp_sum(s);
-  if (threadIdx.x % 32 == 0) warp_part[threadIdx.x / 32] = s;
-  csync();
-  float total = 0.0f;
-  for (int q = 0; q < kWarps; ++q) total += warp_part[q];
-  const int e0 = static_cast<int>(int64_t{kStageValues / 2} * blockIdx.x / gridDim.x);
-  const int e1 = static_cast<int>(int64_t{kStageValues / 2} * (blockIdx.x + 1) / gridDim.x);
+  const float total = block_total(s, warp_part);
+  int e0, e1;
+  block_slice(kStageValues / 2, e0, e1);
   for (int e = e0 + threadIdx.x; e < e1; e += kThreads) {
     const unsigned long long v =
         (static_cast<unsigned long long>(round + 1) << 32) | (__float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff);

@@ -12,6 +12,10 @@
 // freed when the step of the op that used it is done. What depends on this
 // step (the activations, the new K/V row) is read after the barrier, from L2
 // (other blocks wrote it; L1 is not coherent).
+//
+// A flagged program (DecodeProgram::flags, template flag F) has no barrier
+// between ops: each op's output also goes out as flagged words
+// (decode_flags.cuh), and the next op polls for them instead.
 #include <algorithm>
 #include <cstdint>
 

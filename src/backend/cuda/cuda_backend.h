@@ -199,6 +199,11 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::DecodeProgram> program_;
   bool fuse_decode_ = false;  // NATIVELM_DECODE_KERNEL=0 turns it off; off for shapes it cannot serve
   int decode_min_rows_ = 1;
+  bool decode_rows_set_ = false;  // set_decode_program_rows (tests, =all): no width limit at one row
+  // One-row steps run the program only while no layer matrix is wider than
+  // this (bytes): measured faster on Qwen3-0.6B (largest 12.6 MB), not on
+  // wider layers (fuse_gemv).
+  static constexpr int64_t kOneRowProgramMaxWeight = 16 << 20;
   int32_t decode_context_per_row_ = 0;  // longest sequence (kv_len) a fused step may have, per row
   bool decode_step_ = false;  // this step's layer ops may be fused
   uint32_t* decode_barrier_ = nullptr;

@@ -38,8 +38,10 @@ void CudaBackend::init_decode_fusion() {
   // grid barrier between ops: each op pays its L2 round trips and a barrier
   // in turn, more than the kernel boundaries it saves; with flagged
   // exchange (the default, where the model's shapes allow) it wins (+5% at
-  // 60 positions, level at 512-640). NATIVELM_DECODE_KERNEL=0 turns it off,
-  // =all uses it for every decode step it can serve.
+  // 60 positions, level at 512-640) on Qwen3-0.6B's layers; one-row steps
+  // of wider layers stay kernel by kernel (fuse_gemv: unmeasured there, and
+  // Qwen3-8B runs at 83% of its roofline that way). NATIVELM_DECODE_KERNEL=0
+  // turns it off, =all uses it for every decode step it can serve.
   if (const char* v = std::getenv("NATIVELM_DECODE_FLAGS")) decode_flags_ = std::strcmp(v, "0") != 0;
   decode_min_rows_ = decode_flags_ ? 1 : 2;
   decode_context_per_row_ = 192;
@@ -73,6 +75,7 @@ void CudaBackend::init_decode_fusion() {
 
 void CudaBackend::set_decode_program_rows(int min_rows) {
   decode_min_rows_ = std::max(1, min_rows);
+  decode_rows_set_ = true;
   decode_context_per_row_ = std::numeric_limits<int32_t>::max() / cuda::kMaxDecodeRows;
 }
 
@@ -99,6 +102,17 @@ bool CudaBackend::fuse_gemv(int kind, const Tensor& x, const Tensor* norm, float
                     cuda::decode_gemv_fits(ty(x.dtype), rows, static_cast<int>(m), k, kind == cuda::kOpGemvNormSwiglu,
                                            x.data, w.data, norm ? norm->data : nullptr);
   auto& p = *program_;
+  if (fits && rows == 1 && !decode_rows_set_ && !decode_cluster_ &&
+      int64_t{m} * k * (kind == cuda::kOpGemvNormSwiglu ? 2 : 1) * dtype_size(act_) > kOneRowProgramMaxWeight) {
+    // Layers this wide stream well kernel by kernel at one row (Qwen3-8B:
+    // 83% of its roofline); the one-row program is measured to win only
+    // on small ones (init_decode_fusion). From now on one-row steps are
+    // not fused; this one goes on op by op.
+    decode_min_rows_ = 2;
+    flush_decode();
+    decode_step_ = false;
+    return false;
+  }
   if (fits && decode_cluster_ && rows == 1 && kind == cuda::kOpGemvAdd && p.kv_heads > 0) {
     // The cluster kernel's buffers, sized before the op joins: growing one
     // runs what is pending (drop_recordings), which only the first step sees.

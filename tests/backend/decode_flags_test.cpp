@@ -40,7 +40,7 @@ struct Layers {
     }
   }
   void add(int kind, int m, int k, void* x, void* out) {
-    p->ops[p->num_ops++] = DecodeOp{kind, m, k, 1e-6f, x, nullptr, nullptr, nullptr, out, nullptr, nullptr, 0, 0, 0, 0};
+    p->ops[p->num_ops++] = DecodeOp{kind, m, k, 1e-6f, x, nullptr, nullptr, nullptr, out, nullptr, nullptr, {}};
   }
 };
 
@@ -52,19 +52,19 @@ TEST(PlanFlagged, LinksEachInputToTheOpThatWroteIt) {
   const int src[] = {-1, 0, 1, 2, 3, 4, 5, 6, 7, 8};
   const int old_src[] = {-1, -1, -1, -1, 2, -1, -1, 4, -1, 7};
   for (int i = 0; i < 10; ++i) {
-    EXPECT_EQ(p.ops[i].src, src[i]) << "op " << i;
+    EXPECT_EQ(p.ops[i].link.src, src[i]) << "op " << i;
     if (p.ops[i].kind == kOpGemvAdd) {
-      EXPECT_EQ(p.ops[i].old_src, old_src[i]) << "op " << i;
+      EXPECT_EQ(p.ops[i].link.old_src, old_src[i]) << "op " << i;
     }
   }
   // The last writer of each buffer writes it too; the residual's, after a
   // barrier (ops 0 and 2 read it as it was before the launch).
   const int bits[] = {0, 0, 0, 0, 0, kWritePlain, kWritePlain, 0, kWritePlain, kWritePlain | kBarrierBefore};
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(p.ops[i].bits, bits[i]) << "op " << i;
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(p.ops[i].link.bits, bits[i]) << "op " << i;
   // Regions one after another: qkv, attention (then its chunks' states), o, gate/up, down.
   size_t at = 0;
   for (int i = 0; i < 10; ++i) {
-    EXPECT_EQ(p.ops[i].region, at) << "op " << i;
+    EXPECT_EQ(p.ops[i].link.region, at) << "op " << i;
     at += flagged_words(p, p.ops[i]);
   }
   EXPECT_EQ(words, at);

@@ -426,6 +426,10 @@ void CudaBackend::run_recorded(int32_t key, const std::function<void()>& body) {
 
 void CudaBackend::drop_recordings() {
   flush_decode();
+  drop_graphs();
+}
+
+void CudaBackend::drop_graphs() {
   if (graphs_.empty()) return;
   if (capturing_) fail("CUDA backend: recordings dropped during graph capture");
   cudaStreamSynchronize(stream_);

@@ -221,15 +221,17 @@ class CudaBackend final : public Backend {
   int32_t decode_min_chunk_ = 16;         // attention positions per chunk at least (decode kernel)
   int64_t decode_programs_ = 0;
   bool decode_flags_ = true;
-  bool flag_merge_ = true;
+  bool flag_merge_ = true;  // DecodeProgram::flag_merge (NATIVELM_DECODE_FLAG_MERGE=0 for comparisons)
   // DecodeProgram::poll_ns (NATIVELM_DECODE_POLL_NS). Measured on an H100
   // (docs/benchmarks.md): 100 ns +0-1% over none, 1,000 ns -3%.
-  uint32_t poll_ns_ = 100;  // DecodeProgram::flag_merge
-                            // (NATIVELM_DECODE_FLAG_MERGE=0 for comparisons)
+  uint32_t poll_ns_ = 100;
   int64_t decode_flagged_programs_ = 0;
   void* flags_ = nullptr;  // the flagged outputs, grown as programs need (zeroed: epoch 0 is no launch's)
   size_t flags_bytes_ = 0;
   bool grow_flags(size_t words);
+  // Destroys the recorded graphs (they hold buffer addresses about to go),
+  // leaving what is pending; drop_recordings runs that first.
+  void drop_graphs();
   // The cluster kernel for one-row programs: on or off, its shape for
   // kv_heads (worked out once: zeros where it cannot run; at most
   // cluster_limit_ clusters, NATIVELM_DECODE_CLUSTERS), and its buffers

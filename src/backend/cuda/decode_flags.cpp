@@ -26,8 +26,6 @@ struct Written {
   bool read_before;
 };
 
-int rows_bucket(int rows) { return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8; }
-
 int64_t out_width(const DecodeProgram& p, const DecodeOp& op) {
   return op.kind == kOpAttention ? int64_t{p.heads} * p.head_dim : op.m;
 }
@@ -46,7 +44,7 @@ bool servable(const DecodeProgram& p, const DecodeOp& op, int blocks) {
   const int dual = op.kind == kOpGemvNormSwiglu ? 2 : 1;
   if (int64_t{op.k} * 2 * dual * 2 > kDecodeGroupBytes) return false;  // two rows per load at least
   const int64_t span = 2 * ((op.m / 2 + blocks - 1) / blocks);
-  if (op.kind == kOpGemvAdd && span * rows_bucket(p.rows) > kDecodeComputeThreads) return false;
+  if (op.kind == kOpGemvAdd && span * decode_rows_bucket(p.rows) > kDecodeComputeThreads) return false;
   if (op.kind != kOpGemvAdd && (op.k % 256 != 0 || int64_t{p.rows} * (op.k / 8) > kFlagPieces * kDecodeComputeThreads))
     return false;
   return true;
@@ -104,15 +102,15 @@ size_t plan_flagged(DecodeProgram& p, int blocks, int elem_bytes) {
   }
   for (int i = 0; i < p.num_ops; ++i) {
     DecodeOp& op = p.ops[i];
-    op.src = src[i];
-    op.old_src = old_src[i];
-    op.region = region[i];
-    op.bits = 0;
+    op.link.src = src[i];
+    op.link.old_src = old_src[i];
+    op.link.region = region[i];
+    op.link.bits = 0;
   }
   for (const Written& w : written) {
     if (w.last < 0) continue;
-    p.ops[w.last].bits |= kWritePlain;
-    if (w.read_before && w.last > 0) p.ops[w.last].bits |= kBarrierBefore;
+    p.ops[w.last].link.bits |= kWritePlain;
+    if (w.read_before && w.last > 0) p.ops[w.last].link.bits |= kBarrierBefore;
   }
   return words;
 }

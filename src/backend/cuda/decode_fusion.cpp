@@ -125,14 +125,9 @@ bool CudaBackend::fuse_gemv(int kind, const Tensor& x, const Tensor* norm, float
   if (!fits) return false;
   p.rows = rows;
   p.max_k = std::max(p.max_k, k);
-  p.ops[p.num_ops++] = cuda::DecodeOp{kind,     static_cast<int32_t>(m),
-                                      k,        eps,
-                                      x.data,   norm ? norm->data : nullptr,
-                                      w.data,   bias ? bias->data : nullptr,
-                                      out.data, nullptr,
-                                      nullptr,  -1,
-                                      -1,       0,
-                                      0};
+  p.ops[p.num_ops++] =
+      cuda::DecodeOp{kind,   static_cast<int32_t>(m),     k,        eps,     x.data,  norm ? norm->data : nullptr,
+                     w.data, bias ? bias->data : nullptr, out.data, nullptr, nullptr, {}};
   return true;
 }
 
@@ -186,10 +181,7 @@ bool CudaBackend::fuse_attention(const Tensor& qkv, const QkvLayout& layout, con
                                       out.data,
                                       k_pool.data,
                                       v_pool.data,
-                                      -1,
-                                      -1,
-                                      0,
-                                      0};
+                                      {}};
   return true;
 }
 
@@ -231,9 +223,8 @@ bool CudaBackend::grow_flags(size_t words) {
   const size_t bytes = words * 8;
   if (bytes <= flags_bytes_) return true;
   if (capturing_) return false;
+  drop_graphs();
   check_cuda(cudaStreamSynchronize(stream_), "decode flags");
-  for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
-  graphs_.clear();
   if (flags_) cudaFree(flags_);
   flags_ = nullptr;
   flags_bytes_ = 0;

@@ -183,7 +183,7 @@ __device__ __forceinline__ void trace_stamp(const DecodeProgram& p, int i, int a
 template <class T, int N, bool F>
 __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool norm, uint32_t by_pieces, T* xs,
                                             const T* nws, Scratch& sc, unsigned long long* stamps, const Word* in,
-                                            uint32_t epoch, uint32_t p_poll_ns) {
+                                            uint32_t epoch, uint32_t poll_ns) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k = op.k, pieces = k / 8;
   const T* x = static_cast<const T*>(op.x);
   if (F && in && !norm) {
@@ -191,7 +191,7 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     const int total = rows * pieces;
     for (int base = 0; base < total; base += kFlagPieces * kThreads) {
       uint4 v[kFlagPieces];
-      poll_pieces<kFlagPieces>(in, base, total, epoch, p_poll_ns, v);
+      poll_pieces<kFlagPieces>(in, base, total, epoch, poll_ns, v);
 #pragma unroll
       for (int r = 0; r < kFlagPieces; ++r) {
         const int i = base + threadIdx.x + r * kThreads;
@@ -215,7 +215,7 @@ __device__ __forceinline__ void stage_input(const DecodeOp& op, int rows, bool n
     const int total = rows * pieces;
     uint4 v[R];
     if (F && in) {
-      poll_pieces<R>(in, 0, total, epoch, p_poll_ns, v);  // total <= kFlagPieces * kThreads (plan_flagged)
+      poll_pieces<R>(in, 0, total, epoch, poll_ns, v);  // total <= kFlagPieces * kThreads (plan_flagged)
     } else {
 #pragma unroll
       for (int r = 0; r < R; ++r) {
@@ -292,8 +292,8 @@ __device__ __forceinline__ float residual_at(const DecodeProgram& p, const Decod
   const int outs = (s.r1 - s.r0) * N, r = threadIdx.x / N, n = threadIdx.x % N;
   if (threadIdx.x >= outs || n >= p.rows) return 0.0f;
   const int64_t at = int64_t{n} * op.m + s.r0 + r;
-  if (F && op.old_src >= 0) {
-    const Word w = poll_word(p.flags + p.ops[op.old_src].region + at / 2, epoch, p.poll_ns);
+  if (F && op.link.old_src >= 0) {
+    const Word w = poll_word(p.flags + p.ops[op.link.old_src].link.region + at / 2, epoch, p.poll_ns);
     return to_f(from_bits<T>(static_cast<uint32_t>(w) >> (at % 2 * 16)));
   }
   return to_f(__ldcg(static_cast<const T*>(op.out) + at));
@@ -320,8 +320,8 @@ __device__ __forceinline__ GemvPrep gemv_prepare(const DecodeProgram& p, int i, 
   g.pre = op.kind == kOpGemvAdd && (s.r1 - s.r0) * N <= kThreads;
   // Flagged: polled now unless the op right before wrote them (that would
   // wait for it here instead of while staging).
-  const bool polled = F && op.old_src >= 0;
-  g.old_ready = g.pre && i > 0 && (polled ? op.old_src != i - 1 : p.ops[i - 1].out != op.out);
+  const bool polled = F && op.link.old_src >= 0;
+  g.old_ready = g.pre && i > 0 && (polled ? op.link.old_src != i - 1 : p.ops[i - 1].out != op.out);
   g.old = g.old_ready ? residual_at<T, N, F>(p, op, s, epoch) : 0.0f;
   return g;
 }
@@ -346,9 +346,9 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
   const unsigned char* first_load = front(ring);
   const T* nws = reinterpret_cast<const T*>(first_load);
   fine_stamp(ring.op_stamps, 20);
-  Word* flags = F ? p.flags + op.region : nullptr;
-  const bool plain = !flags || (op.bits & kWritePlain);
-  const Word* in = F && op.src >= 0 ? p.flags + p.ops[op.src].region : nullptr;
+  Word* flags = F ? p.flags + op.link.region : nullptr;
+  const bool plain = !flags || (op.link.bits & kWritePlain);
+  const Word* in = F && op.link.src >= 0 ? p.flags + p.ops[op.link.src].link.region : nullptr;
   stage_input<T, N, F>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps, in, epoch, p.poll_ns);
   if (F && late) old = residual_at<T, N, F>(p, op, s, epoch);
   if (prep.pre && threadIdx.x < (s.r1 - s.r0) * N) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
@@ -412,10 +412,10 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
     T* head = fresh_v + kMaxHd + job * kMaxHd;
     const int col = job < group ? (it.kvh * group + job) * hd
                                 : (job == group ? p.heads + it.kvh : p.heads + p.kv_heads + it.kvh) * hd;
-    if (F && op.src >= 0) {
+    if (F && op.link.src >= 0) {
       // From the qkv op's flagged output (row-major like op.x).
       const int64_t at = int64_t{it.row} * (p.heads + 2 * p.kv_heads) * hd + col;
-      poll_lane_words<kMaxHd / 64>(p.flags + p.ops[op.src].region + at / 2, hd / 2, epoch, p.poll_ns,
+      poll_lane_words<kMaxHd / 64>(p.flags + p.ops[op.link.src].link.region + at / 2, hd / 2, epoch, p.poll_ns,
                                    reinterpret_cast<uint32_t*>(head));
     } else {
       for (int j = lane; j < hd; j += 32) head[j] = __ldcg(src + col + j);
@@ -450,7 +450,7 @@ template <class T, class Emit>
 __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
                                                    Scratch& sc, const float (&acc)[2], uint32_t epoch, Emit emit) {
   const int hd = p.head_dim, group = it.group, stride = hd + 2;
-  Word* base = p.flags + op.region + int64_t{p.rows} * p.heads * hd / 2 +
+  Word* base = p.flags + op.link.region + int64_t{p.rows} * p.heads * hd / 2 +
                (int64_t{it.row} * p.heads + it.kvh * group) * p.splits * stride;
   if (it.chunk != 0) {
 #pragma unroll
@@ -541,8 +541,8 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   const int hd = p.head_dim, group = it.group;
   const int64_t first = int64_t{it.row} * p.heads * hd + it.kvh * group * hd;
   T* out = static_cast<T*>(op.out) + first;
-  Word* flags = F ? p.flags + op.region : nullptr;
-  const bool plain = !flags || (op.bits & kWritePlain);
+  Word* flags = F ? p.flags + op.link.region : nullptr;
+  const bool plain = !flags || (op.link.bits & kWritePlain);
   // Output element t (head g, element d) of the item's heads; every thread
   // of a warp comes here together (put_pair shuffles).
   const auto emit = [&](int t, bool valid, float v) {
@@ -721,7 +721,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     // Worked out while the last blocks are still on the op before.
     const GemvPrep prep = attention ? GemvPrep{} : gemv_prepare<T, N, F>(p, i, spans[i], epoch);
     // Flagged: ops wait for their inputs' words instead (plan_flagged).
-    if (i > 0 && (!F || (p.ops[i].bits & kBarrierBefore)))
+    if (i > 0 && (!F || (p.ops[i].link.bits & kBarrierBefore)))
       grid_barrier(p.barrier, passes, trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr);
     trace_stamp(p, i, 0);
     ring.op_stamps = trace ? trace + int64_t{i} * gridDim.x * kTraceStamps : nullptr;
@@ -767,21 +767,25 @@ void launch(const DecodeProgram& p, int blocks, cudaStream_t s) {
   check_cuda(cudaLaunchKernelEx(&cfg, kernel, p, xs_bytes, ring_bytes), "decode kernel launch");
 }
 
-template <class T>
+template <class T, bool F>
 void launch_rows(const DecodeProgram& p, int blocks, cudaStream_t s) {
-  if (p.flags) {
-    if (p.rows <= 1) return launch<T, 1, true>(p, blocks, s);
-    if (p.rows <= 2) return launch<T, 2, true>(p, blocks, s);
-    if (p.rows <= 4) return launch<T, 4, true>(p, blocks, s);
-    return launch<T, 8, true>(p, blocks, s);
+  switch (decode_rows_bucket(p.rows)) {
+    case 1:
+      return launch<T, 1, F>(p, blocks, s);
+    case 2:
+      return launch<T, 2, F>(p, blocks, s);
+    case 4:
+      return launch<T, 4, F>(p, blocks, s);
+    default:
+      return launch<T, 8, F>(p, blocks, s);
   }
-  if (p.rows <= 1) return launch<T, 1, false>(p, blocks, s);
-  if (p.rows <= 2) return launch<T, 2, false>(p, blocks, s);
-  if (p.rows <= 4) return launch<T, 4, false>(p, blocks, s);
-  return launch<T, 8, false>(p, blocks, s);
 }
 
-int rows_bucket(int rows) { return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8; }
+template <class T>
+void launch_program(const DecodeProgram& p, int blocks, cudaStream_t s) {
+  if (p.flags) return launch_rows<T, true>(p, blocks, s);
+  launch_rows<T, false>(p, blocks, s);
+}
 
 bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
@@ -791,7 +795,7 @@ bool decode_gemv_fits(Ty t, int rows, int m, int k, bool dual, const void* x, co
   if (t == Ty::F32 || rows < 1 || rows > kMaxDecodeRows || m < 1 || k < 8 || k % 8 != 0) return false;
   if (int64_t{k} * 2 * (dual ? 2 : 1) > kDecodeGroupBytes) return false;
   if (k % 32 != 0) return false;                                             // the tensor cores take k in chunks of 32
-  if (int64_t{rows_bucket(rows)} * padded(k) * 2 > kXsBudget) return false;  // staged input rows
+  if (int64_t{decode_rows_bucket(rows)} * padded(k) * 2 > kXsBudget) return false;  // staged input rows
   return aligned16(x) && aligned16(w) && aligned16(nw);
 }
 
@@ -807,9 +811,9 @@ int decode_attention_splits(int rows, int kv_heads, int blocks) {
 void run_decode_program(Ty t, const DecodeProgram& p, int blocks, cudaStream_t s) {
   if (p.num_ops == 0) return;
   if (t == Ty::F16) {
-    launch_rows<__half>(p, blocks, s);
+    launch_program<__half>(p, blocks, s);
   } else {
-    launch_rows<__nv_bfloat16>(p, blocks, s);
+    launch_program<__nv_bfloat16>(p, blocks, s);
   }
 }
 

@@ -23,6 +23,17 @@ enum DecodeOpKind : int32_t {
   kOpAttention = 4,       // out = attention of the decode rows (qkv_prepare done inside)
 };
 
+// Where a flagged program's op (DecodeProgram::flags) reads and writes:
+// the op whose output x is (-1: x is read as it was before the launch),
+// for kOpGemvAdd the op whose output `out` holds before this one (-1:
+// likewise), where this op's flagged output starts in `flags` (words),
+// and kWritePlain / kBarrierBefore.
+struct FlagLinks {
+  int32_t src, old_src;
+  uint32_t region;
+  int32_t bits;
+};
+
 struct DecodeOp {
   int32_t kind;
   int32_t m, k;  // GEMV: output columns per row (for swiglu: of the result), input columns
@@ -34,14 +45,7 @@ struct DecodeOp {
   void* out;         // [rows, m] / attention: [rows, heads * head_dim]
   void* k_pool;      // attention only: [slots, kv_heads * head_dim]
   void* v_pool;
-  // Flagged programs only (DecodeProgram::flags; plan_flagged sets them):
-  // the op whose output x is (-1: x is read as it was before the launch),
-  // for kOpGemvAdd the op whose output `out` holds before this one (-1:
-  // likewise), where this op's flagged output starts in `flags` (words),
-  // and kWritePlain / kBarrierBefore.
-  int32_t src, old_src;
-  uint32_t region;
-  int32_t bits;
+  FlagLinks link;  // flagged programs only (plan_flagged sets it)
 };
 
 // DecodeOp::bits: the op also writes `out` itself (it is the last op of
@@ -51,6 +55,9 @@ constexpr int32_t kWritePlain = 1, kBarrierBefore = 2;
 
 constexpr int kMaxDecodeOps = 160;   // 32 layers of five ops; a longer list is run in parts
 constexpr int kMaxDecodeRows = 8;    // batch rows one program serves
+
+// The input rows a program's kernel is compiled for (1, 2, 4 or 8).
+inline int decode_rows_bucket(int rows) { return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8; }
 constexpr int kDecodeGroupBytes = 64 << 10;  // weight bytes one block streams per step of an op
 constexpr int kDecodeComputeThreads = 512;   // a decode kernel block's compute threads
 // A flagged program's GEMV stages a normalised input with every 16-byte

@@ -4,6 +4,7 @@
   NATIVELM_DECODE_TRACE=t.txt nativelm bench_one_batch --device cuda ... --disable-cuda-graph
   tools/decode_trace.py t.txt            (cluster kernel)
   tools/decode_trace.py --op-list t.txt  (op-list kernel)
+  tools/decode_trace.py --phases t.txt   (op-list kernel, per phase)
 
 The file holds the last eagerly run decode program: a line "ops blocks", the
 op kinds, then per op and block the kernel's stamps (decode_program.h). For
@@ -14,7 +15,9 @@ staged, products, gathered, prepared, attended, merged, done, then the grid
 barrier's arrival (8) and pass (9) stamped in the next step's slot. Prints
 the median over layers of each phase: the slowest block's time from the
 step's start (first block past the barrier) to the end of that phase.
-With --op-list, a trace of the op-list kernel (decode_kernel.cu: stamps
+With --phases (op-list kernel), each op's phases on its median block (the
+fine stamps: input polled, staged, products, stores), when the producer
+asked for the op's weights, and the ring wait. With --op-list, a trace of the op-list kernel (decode_kernel.cu: stamps
 0 start, 1 input staged, 2 done in global ns, 6 cycles waited for ring
 loads): per op kind, the median over layers of the op's share of the
 critical path (its last block done minus the op before's last block done),
@@ -69,10 +72,68 @@ def op_list(path, clock_ghz=1.755):
               f"work {med[2]:.2f}; ring wait median block {med[3]:.2f}, slowest {med[4]:.2f}")
 
 
+# Fine stamps (SM cycles, thread 0; decode_kernel.cu and decode_device.cuh)
+# in the order an op reaches them: GEMV ops, then attention.
+GEMV_PHASES = [(20, "first load in"), (16, "input polled"), (18, "input in smem"), (19, "staged"),
+               (15, "products from"), (10, "products to"), (12, "stored"), (13, "load handed back")]
+ATTN_PHASES = [(13, "scores"), (14, "softmax"), (10, "first load P.V"), (11, "all loads")]
+
+
+def phases(path):
+    """Per op, the median block's phases in µs after the op before's last block finished."""
+    ops, blocks, t = load(path)
+    kinds = list(map(int, open(path).read().split("\n")[1].split()))
+    rates = [(s[2] - s[0]) / (s[5] - s[3]) for i in range(ops) for s in t[i] if s[5] > s[3] and s[2] > s[0]]
+    ns_per_cycle = statistics.median(rates)
+    t0 = min(s[0] for s in t[0] if s[0])
+    cols = {}
+    prev_done = None
+    for i in range(ops):
+        v = [s for s in t[i] if s[0] >= t0 and s[2] >= s[0]]
+        if not v:
+            continue
+        done = max(s[2] for s in v)
+        if kinds[i] == 4:  # the blocks with an attention item
+            v = [s for s in v if s[3] <= s[13] < s[3] + 10**7] or v
+        if prev_done is not None:
+            kind = kinds[i]
+            name = OP_KINDS.get(kind, str(kind))
+            if kind == 3:
+                name = "o + residual" if i > 0 and kinds[i - 1] == 4 else "down + residual"
+            c = cols.setdefault(name, {})
+
+            def add(key, value):
+                c.setdefault(key, []).append(value)
+
+            for s in v:
+                at = (s[0] - prev_done) / 1e3
+                add("start", at)
+                if s[7] >= t0:
+                    add("weights asked for", (s[7] - prev_done) / 1e3)
+                for k, label in ATTN_PHASES if kind == 4 else GEMV_PHASES:
+                    if s[3] <= s[k] < s[3] + 10**7:
+                        add(label, at + (s[k] - s[3]) * ns_per_cycle / 1e3)
+                add("done", (s[2] - prev_done) / 1e3)
+                add("ring wait", s[6] * ns_per_cycle / 1e3)
+            add("op (last block)", (done - prev_done) / 1e3)
+        prev_done = done
+    print(f"{path}: {ops} ops on {blocks} blocks, SM clock {1 / ns_per_cycle:.2f} GHz; median block (and slowest), "
+          "µs after the op before's last block finished")
+    for name, c in cols.items():
+        print(f"  {name}:")
+        for key, values in c.items():
+            values.sort()
+            print(f"    {key:18s} {statistics.median(values):7.2f}  ({values[-1]:.2f})")
+
+
 def main():
     if sys.argv[1:2] == ["--op-list"]:
         for path in sys.argv[2:]:
             op_list(path)
+        return
+    if sys.argv[1:2] == ["--phases"]:
+        for path in sys.argv[2:]:
+            phases(path)
         return
     for path in sys.argv[1:]:
         ops, blocks, t = load(path)

@@ -17,8 +17,8 @@ the median over layers of each phase: the slowest block's time from the
 step's start (first block past the barrier) to the end of that phase.
 With --phases (op-list kernel), each op's phases on its median block (the
 fine stamps: input polled, staged, products, stores), when the producer
-asked for the op's weights, and the ring wait. With --op-list, a trace of the op-list kernel (decode_kernel.cu: stamps
-0 start, 1 input staged, 2 done in global ns, 6 cycles waited for ring
+asked for the op's weights, and the ring wait. With --op-list, a trace of
+the op-list kernel (decode_kernel.cu: stamps 0 start, 1 input staged, 2 done in global ns, 6 cycles waited for ring
 loads): per op kind, the median over layers of the op's share of the
 critical path (its last block done minus the op before's last block done),
 split into "staged" (its last block's input staged, from the op before's
@@ -32,10 +32,27 @@ PHASES = ["staged", "products", "gathered", "prepared", "attended", "merged", "d
 
 
 def load(path):
+    """ops, blocks, the stamps [op][block], the op kinds."""
     lines = open(path).read().split("\n")
     ops, blocks = map(int, lines[0].split())
     rows = [list(map(int, l.split())) for l in lines[2:] if l.strip()]
-    return ops, blocks, [[rows[i * blocks + b] for b in range(blocks)] for i in range(ops)]
+    kinds = list(map(int, lines[1].split()))
+    return ops, blocks, [[rows[i * blocks + b] for b in range(blocks)] for i in range(ops)], kinds
+
+
+def ns_per_cycle(t):
+    """The SM clock, from each block's start and done stamps in both ns and cycles."""
+    return statistics.median((s[2] - s[0]) / (s[5] - s[3]) for op in t for s in op if s[5] > s[3] and s[2] > s[0])
+
+
+def stamped(op_stamps, t0):
+    """The blocks stamped in this program (items without work keep old stamps)."""
+    return [s for s in op_stamps if s[0] >= t0 and s[2] >= s[0]]
+
+
+def fine(s, k):
+    """Fine stamp k (cycles) of block stamps s, if this launch wrote it."""
+    return s[3] <= s[k] < s[3] + 10**7
 
 
 def step_phases(stamps, last):
@@ -50,18 +67,17 @@ def step_phases(stamps, last):
 OP_KINDS = {1: "norm + qkv", 2: "norm + gate/up", 3: "add (o, down)", 4: "attention"}
 
 
-def op_list(path, clock_ghz=1.755):
-    ops, blocks, t = load(path)
-    kinds = list(map(int, open(path).read().split("\n")[1].split()))
+def op_list(path):
+    ops, blocks, t, kinds = load(path)
+    cycle = ns_per_cycle(t)
     t0 = min(s[0] for s in t[0] if s[0])
     prev_done, rows = t0, {}
     for i in range(ops):
-        # Blocks stamped in this program (items without work keep old stamps).
-        v = [s for s in t[i] if s[0] >= t0 and s[2] >= s[0]]
+        v = stamped(t[i], t0)
         if not v:
             continue
         done, staged = max(s[2] for s in v), max(s[1] for s in v)
-        waits = sorted(s[6] / (clock_ghz * 1e3) for s in v)
+        waits = sorted(s[6] * cycle / 1e3 for s in v)
         rows.setdefault(kinds[i], []).append(((done - prev_done) / 1e3, (staged - prev_done) / 1e3,
                                               (done - staged) / 1e3, waits[len(waits) // 2], waits[-1]))
         prev_done = done
@@ -81,20 +97,18 @@ ATTN_PHASES = [(13, "scores"), (14, "softmax"), (10, "first load P.V"), (11, "al
 
 def phases(path):
     """Per op, the median block's phases in µs after the op before's last block finished."""
-    ops, blocks, t = load(path)
-    kinds = list(map(int, open(path).read().split("\n")[1].split()))
-    rates = [(s[2] - s[0]) / (s[5] - s[3]) for i in range(ops) for s in t[i] if s[5] > s[3] and s[2] > s[0]]
-    ns_per_cycle = statistics.median(rates)
+    ops, blocks, t, kinds = load(path)
+    cycle = ns_per_cycle(t)
     t0 = min(s[0] for s in t[0] if s[0])
     cols = {}
     prev_done = None
     for i in range(ops):
-        v = [s for s in t[i] if s[0] >= t0 and s[2] >= s[0]]
+        v = stamped(t[i], t0)
         if not v:
             continue
         done = max(s[2] for s in v)
         if kinds[i] == 4:  # the blocks with an attention item
-            v = [s for s in v if s[3] <= s[13] < s[3] + 10**7] or v
+            v = [s for s in v if fine(s, 13)] or v
         if prev_done is not None:
             kind = kinds[i]
             name = OP_KINDS.get(kind, str(kind))
@@ -111,13 +125,13 @@ def phases(path):
                 if s[7] >= t0:
                     add("weights asked for", (s[7] - prev_done) / 1e3)
                 for k, label in ATTN_PHASES if kind == 4 else GEMV_PHASES:
-                    if s[3] <= s[k] < s[3] + 10**7:
-                        add(label, at + (s[k] - s[3]) * ns_per_cycle / 1e3)
+                    if fine(s, k):
+                        add(label, at + (s[k] - s[3]) * cycle / 1e3)
                 add("done", (s[2] - prev_done) / 1e3)
-                add("ring wait", s[6] * ns_per_cycle / 1e3)
+                add("ring wait", s[6] * cycle / 1e3)
             add("op (last block)", (done - prev_done) / 1e3)
         prev_done = done
-    print(f"{path}: {ops} ops on {blocks} blocks, SM clock {1 / ns_per_cycle:.2f} GHz; median block (and slowest), "
+    print(f"{path}: {ops} ops on {blocks} blocks, SM clock {1 / cycle:.2f} GHz; median block (and slowest), "
           "µs after the op before's last block finished")
     for name, c in cols.items():
         print(f"  {name}:")
@@ -127,16 +141,13 @@ def phases(path):
 
 
 def main():
-    if sys.argv[1:2] == ["--op-list"]:
+    mode = {"--op-list": op_list, "--phases": phases}.get(sys.argv[1] if len(sys.argv) > 1 else "")
+    if mode:
         for path in sys.argv[2:]:
-            op_list(path)
-        return
-    if sys.argv[1:2] == ["--phases"]:
-        for path in sys.argv[2:]:
-            phases(path)
+            mode(path)
         return
     for path in sys.argv[1:]:
-        ops, blocks, t = load(path)
+        ops, blocks, t, _ = load(path)
         layers = ops // 5
         attn, mlp, per_layer = [], [], []
         for l in range(layers):

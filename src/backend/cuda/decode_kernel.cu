@@ -354,34 +354,42 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
   if (prep.pre && threadIdx.x < (s.r1 - s.r0) * N) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
   trace_stamp(p, i, 1);
   release_producer(p, ring);
+  // A load's outputs from its partial sums in sc.part.
+  const auto epilogue = [&](const RowsPlan& pl, unsigned long long* stamps) {
+    const float* olds = prep.pre ? sc.old + (pl.first - s.r0) * N : nullptr;
+    gemv_epilogue<T, N>(mode == kNormSwiglu, pl, p.rows, sc, stamps,
+                        [&](int r, int n, float gate, float up, bool valid) {
+                          const int row = pl.first + r;
+                          T* o = static_cast<T*>(op.out) + int64_t{n} * op.m + row;
+                          const T* bias = static_cast<const T*>(op.bias);
+                          T value{};
+                          if (valid) {
+                            float v;
+                            if (mode == kAdd) {
+                              v = gemv_value<T, kAdd>(gate, up, bias, row, op.m,
+                                                      olds ? olds[threadIdx.x] : to_f(__ldcg(o)));
+                            } else if (mode == kNormSwiglu) {
+                              v = gemv_value<T, kNormSwiglu>(gate, up, bias, row, op.m, 0.0f);
+                            } else {
+                              v = gemv_value<T, kNorm>(gate, up, bias, row, op.m, 0.0f);
+                            }
+                            value = from_f<T>(v);
+                            if (plain) *o = value;
+                          }
+                          // Rows in pairs (the span and the loads start at even rows).
+                          if (F) put_pair(flags + (int64_t{n} * op.m + row) / 2, value, N, valid, r % 2 == 0, epoch);
+                        });
+  };
   for (int j = 0; j < s.loads; ++j) {
     const T* ws = reinterpret_cast<const T*>(j == 0 ? first_load + (norm ? op.k * 2 : 0) : front(ring));
     const int first = s.r0 + j * s.rows_per_load;
     const RowsPlan pl =
         j == 0 ? prep.plan : plan_rows(op.k, mode == kNormSwiglu, first, min(s.rows_per_load, s.r1 - first), p.rows);
-    const float* olds = prep.pre ? sc.old + (first - s.r0) * N : nullptr;
-    gemv_rows<T, N>(mode == kNormSwiglu, pl, ws, xs, p.rows, sc, j == 0 ? ring.op_stamps : nullptr,
-                    [&](int r, int n, float gate, float up, bool valid) {
-                      const int row = pl.first + r;
-                      T* o = static_cast<T*>(op.out) + int64_t{n} * op.m + row;
-                      const T* bias = static_cast<const T*>(op.bias);
-                      T value{};
-                      if (valid) {
-                        float v;
-                        if (mode == kAdd) {
-                          v = gemv_value<T, kAdd>(gate, up, bias, row, op.m,
-                                                  olds ? olds[threadIdx.x] : to_f(__ldcg(o)));
-                        } else if (mode == kNormSwiglu) {
-                          v = gemv_value<T, kNormSwiglu>(gate, up, bias, row, op.m, 0.0f);
-                        } else {
-                          v = gemv_value<T, kNorm>(gate, up, bias, row, op.m, 0.0f);
-                        }
-                        value = from_f<T>(v);
-                        if (plain) *o = value;
-                      }
-                      // Rows in pairs (the span and the loads start at even rows).
-                      if (F) put_pair(flags + (int64_t{n} * op.m + row) / 2, value, N, valid, r % 2 == 0, epoch);
-                    });
+    unsigned long long* stamps = j == 0 ? ring.op_stamps : nullptr;
+    gemv_products<T, N>(pl, ws, xs, sc, stamps);
+    csync();
+    fine_stamp(stamps, 11);
+    epilogue(pl, stamps);
     if (j == s.loads - 1) hold_producer(p, ring);
     pop(ring);
     if (j == 0) fine_stamp(ring.op_stamps, 13);

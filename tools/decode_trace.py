@@ -91,7 +91,8 @@ def op_list(path):
 # Fine stamps (SM cycles, thread 0; decode_kernel.cu and decode_device.cuh)
 # in the order an op reaches them: GEMV ops, then attention.
 GEMV_PHASES = [(20, "first load in"), (16, "input polled"), (18, "input in smem"), (19, "staged"),
-               (15, "products from"), (10, "products to"), (12, "stored"), (13, "load handed back")]
+               (15, "products from"), (10, "products to"), (11, "all products"), (14, "value"), (12, "stored"),
+               (13, "load handed back")]
 ATTN_PHASES = [(13, "scores"), (14, "softmax"), (10, "first load P.V"), (11, "all loads")]
 
 

@@ -374,6 +374,7 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
                               v = gemv_value<T, kNorm>(gate, up, bias, row, op.m, 0.0f);
                             }
                             value = from_f<T>(v);
+                            fine_stamp(stamps, 14);
                             if (plain) *o = value;
                           }
                           // Rows in pairs (the span and the loads start at even rows).

@@ -16,9 +16,10 @@ barrier's arrival (8) and pass (9) stamped in the next step's slot. Prints
 the median over layers of each phase: the slowest block's time from the
 step's start (first block past the barrier) to the end of that phase.
 With --phases (op-list kernel), each op's phases on its median block (the
-fine stamps: input polled, staged, products, stores), when the producer
-asked for the op's weights, and the ring wait. With --op-list, a trace of
-the op-list kernel (decode_kernel.cu: stamps 0 start, 1 input staged, 2 done in global ns, 6 cycles waited for ring
+fine stamps: input polled, staged, products, the first output value,
+stores), when the producer asked for the op's weights, and the ring wait.
+With --op-list, a trace of the op-list kernel (decode_kernel.cu: stamps 0
+start, 1 input staged, 2 done in global ns, 6 cycles waited for ring
 loads): per op kind, the median over layers of the op's share of the
 critical path (its last block done minus the op before's last block done),
 split into "staged" (its last block's input staged, from the op before's

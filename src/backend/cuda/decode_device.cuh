@@ -510,13 +510,21 @@ __device__ __forceinline__ void gemv_epilogue(bool dual, const RowsPlan& pl, int
   fine_stamp(stamps, 12);
 }
 
-template <class T, int N, class Store>
-__device__ __forceinline__ void gemv_rows(bool dual, const RowsPlan& pl, const T* ws, const T* xs, int rows,
-                                          Scratch& sc, unsigned long long* stamps, Store store) {
+// One load: its products, a block barrier, then epilogue() (gemv_epilogue
+// with the caller's store; a caller may build that closure once per op).
+template <class T, int N, class Epilogue>
+__device__ __forceinline__ void gemv_load(const RowsPlan& pl, const T* ws, const T* xs, Scratch& sc,
+                                          unsigned long long* stamps, Epilogue epilogue) {
   gemv_products<T, N>(pl, ws, xs, sc, stamps);
   csync();
   fine_stamp(stamps, 11);
-  gemv_epilogue<T, N>(dual, pl, rows, sc, stamps, store);
+  epilogue();
+}
+
+template <class T, int N, class Store>
+__device__ __forceinline__ void gemv_rows(bool dual, const RowsPlan& pl, const T* ws, const T* xs, int rows,
+                                          Scratch& sc, unsigned long long* stamps, Store store) {
+  gemv_load<T, N>(pl, ws, xs, sc, stamps, [&] { gemv_epilogue<T, N>(dual, pl, rows, sc, stamps, store); });
 }
 
 // One load's positions: scores (a warp per position), the online softmax

@@ -351,7 +351,7 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
   const Word* in = F && op.link.src >= 0 ? p.flags + p.ops[op.link.src].link.region : nullptr;
   stage_input<T, N, F>(op, p.rows, norm, prep.by_pieces, xs, nws, sc, ring.op_stamps, in, epoch, p.poll_ns);
   if (F && late) old = residual_at<T, N, F>(p, op, s, epoch);
-  if (prep.pre && threadIdx.x < (s.r1 - s.r0) * N) sc.old[threadIdx.x] = old;  // read after gemv_rows' csync
+  if (prep.pre && threadIdx.x < (s.r1 - s.r0) * N) sc.old[threadIdx.x] = old;  // read after gemv_load's csync
   trace_stamp(p, i, 1);
   release_producer(p, ring);
   // A load's outputs from its partial sums in sc.part.
@@ -387,10 +387,7 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
     const RowsPlan pl =
         j == 0 ? prep.plan : plan_rows(op.k, mode == kNormSwiglu, first, min(s.rows_per_load, s.r1 - first), p.rows);
     unsigned long long* stamps = j == 0 ? ring.op_stamps : nullptr;
-    gemv_products<T, N>(pl, ws, xs, sc, stamps);
-    csync();
-    fine_stamp(stamps, 11);
-    epilogue(pl, stamps);
+    gemv_load<T, N>(pl, ws, xs, sc, stamps, [&] { epilogue(pl, stamps); });
     if (j == s.loads - 1) hold_producer(p, ring);
     pop(ring);
     if (j == 0) fine_stamp(ring.op_stamps, 13);

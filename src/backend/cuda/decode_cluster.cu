@@ -455,7 +455,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
   stamp(p, slot, kPrepared);
   // This block's chunk of positions.
   const AttnItem& it = s.item;
-  float acc[2] = {0.0f, 0.0f};
+  float acc[kPasses] = {};
   for (int j = 0; j < it.loads; ++j) {
     int q0, q1, cached;
     attn_sub(it, j, q0, q1, cached);
@@ -464,7 +464,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
     pop(ring);
   }
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads;
     if (t < G * hd) st.acc[t] = acc[h];
   }
@@ -476,7 +476,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
   cluster_sync(seen, s.j, s.C, phase);
   // Merge the cluster's chunks: the group's output, o_proj's input.
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd);
     if (t >= G * hd) break;
     // All C loads in flight at once, then the merge (an absent rank weighs 0).

@@ -14,12 +14,16 @@
 namespace nativelm::cuda::decode {
 
 // kThreads compute threads, then one producer warp (see produce()).
-constexpr int kThreads = 512, kWarps = kThreads / 32, kBlockThreads = kThreads + 32;
+constexpr int kThreads = kDecodeComputeThreads, kWarps = kThreads / 32, kBlockThreads = kThreads + 32;
+constexpr int kLogWarps = kWarps == 16 ? 4 : kWarps == 8 ? 3 : -1;
+static_assert(kLogWarps > 0 && kWarps == 1 << kLogWarps, "warps per block: a power of two");
 constexpr int kInflight = 8;   // loads in flight per block at most
 constexpr int kSubChunk = 64;  // attention positions per load
 constexpr int kMaxGroup = 8;   // query heads per kv head
 constexpr int kMaxHd = 128;
-constexpr int kMaxLoadRows = 64;      // weight rows per load
+// Passes of the threads over the (query head, element) pairs of a kv head.
+constexpr int kPasses = kMaxGroup * kMaxHd / kThreads;
+constexpr int kMaxLoadRows = kThreads / kMaxDecodeRows;  // weight rows per load (a thread per output)
 constexpr int kMaxMergeChunks = 160;  // chunks per (row, kv head)
 constexpr int kXsBudget = 64 << 10;   // input staging: rows * padded(k) * 2 bytes at most
 constexpr int kStageRegs = 8;         // 16-byte input pieces a thread holds while staging (rows * k <= 32K)
@@ -398,13 +402,12 @@ struct RowsPlan {
 
 __device__ __forceinline__ RowsPlan plan_rows(int k, bool dual, int first, int count, int rows) {
   // Powers of two throughout: an integer division is a subroutine call.
-  static_assert(kWarps == 16, "parts are kWarps >> ceil_log2(tiles)");
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4, stride = padded(k);
   const int vrows = count * (dual ? 2 : 1), tiles = (vrows + 15) / 16;
   RowsPlan pl;
   pl.first = first;
   pl.count = count;
-  pl.log_parts = max(0, 4 - ceil_log2(max(tiles, 1)));
+  pl.log_parts = max(0, kLogWarps - ceil_log2(max(tiles, 1)));
   const int tile = warp >> pl.log_parts, part = warp & ((1 << pl.log_parts) - 1), chunks = k / 32;
   pl.active = tile < tiles;
   pl.c0 = part * chunks >> pl.log_parts;
@@ -531,7 +534,7 @@ __device__ __forceinline__ void gemv_rows(bool dual, const RowsPlan& pl, const T
 // step (a warp per head), then P V (a thread per (head, element)).
 template <class T>
 __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem& it, const T* kv, int count,
-                                          int cached, const T* fresh_k, const T* fresh_v, Scratch& sc, float (&acc)[2],
+                                          int cached, const T* fresh_k, const T* fresh_v, Scratch& sc, float (&acc)[kPasses],
                                           unsigned long long* stamps) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim, group = it.group;
   const T* ks = kv;
@@ -572,7 +575,7 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem
   csync();
   fine_stamp(stamps, 14);
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
     if (g >= group) break;
     // Two sums: one chain of dependent adds would wait on each load in turn.

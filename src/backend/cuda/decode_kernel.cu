@@ -454,13 +454,13 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
 // op has its own region, so an earlier layer's words never pass).
 template <class T, class Emit>
 __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
-                                                   Scratch& sc, const float (&acc)[2], uint32_t epoch, Emit emit) {
+                                                   Scratch& sc, const float (&acc)[kPasses], uint32_t epoch, Emit emit) {
   const int hd = p.head_dim, group = it.group, stride = hd + 2;
   Word* base = p.flags + op.link.region + int64_t{p.rows} * p.heads * hd / 2 +
                (int64_t{it.row} * p.heads + it.kvh * group) * p.splits * stride;
   if (it.chunk != 0) {
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < kPasses; ++h) {
       const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
       if (g >= group) break;
       Word* part = base + (int64_t{g} * p.splits + it.chunk) * stride;
@@ -474,9 +474,9 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
   }
   // Chunk 0: 32 chunks at a time, their m and l into sc.score (m in
   // columns 0-31, l in 32-63), then each thread its element's values.
-  float mx[2], l[2], val[2];
+  float mx[kPasses], l[kPasses], val[kPasses];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads, g = min(fast_div(t, it.by_hd), group - 1);
     mx[h] = sc.m[g];
     l[h] = sc.l[g];
@@ -493,7 +493,7 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
     }
     csync();
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < kPasses; ++h) {
       const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
       if (g >= group) break;
       const Word* part = base + (int64_t{g} * p.splits + c0) * stride + 2 + d;
@@ -532,7 +532,7 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
     }
   }
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads;
     emit(t, fast_div(t, it.by_hd) < group, val[h] / l[h]);
   }
@@ -543,7 +543,7 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
 // finish merges them all.
 template <class T, bool F>
 __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const DecodeOp& op, int op_index,
-                                            const AttnItem& it, Scratch& sc, const float (&acc)[2], uint32_t epoch) {
+                                            const AttnItem& it, Scratch& sc, const float (&acc)[kPasses], uint32_t epoch) {
   const int hd = p.head_dim, group = it.group;
   const int64_t first = int64_t{it.row} * p.heads * hd + it.kvh * group * hd;
   T* out = static_cast<T*>(op.out) + first;
@@ -559,7 +559,7 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   };
   if (it.used == 1) {
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < kPasses; ++h) {
       const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd);
       const bool valid = g < group;
       emit(t, valid, valid ? acc[h] / sc.l[g] : 0.0f);
@@ -570,7 +570,7 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   const int stride = hd + 2;
   float* base = p.partial + (int64_t{it.row} * p.heads + it.kvh * group) * p.splits * stride;
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
     if (g >= group) break;
     float* part = base + (int64_t{g} * p.splits + it.chunk) * stride;
@@ -601,9 +601,9 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   // in flight together (the merge is on the step's critical path, and L2
   // is busy with the weight stream).
   constexpr int kBatch = 8;
-  float merged[2] = {0.0f, 0.0f};
+  float merged[kPasses] = {};
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
     if (g >= group) break;
     const float* part = base + int64_t{g} * p.splits * stride;
@@ -636,7 +636,7 @@ __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const Decode
   }
   if (F) csync();  // after thread 0's reset
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads;
     emit(t, fast_div(t, it.by_hd) < group, merged[h]);
   }
@@ -662,7 +662,7 @@ __device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_inde
     sc.m[threadIdx.x] = -INFINITY;
     sc.l[threadIdx.x] = 0.0f;
   }
-  float acc[2] = {0.0f, 0.0f};
+  float acc[kPasses] = {};
   for (int j = 0; j < it.loads; ++j) {
     int q0, q1, cached;
     attn_sub(it, j, q0, q1, cached);

@@ -59,10 +59,10 @@ constexpr int kMaxDecodeRows = 8;    // batch rows one program serves
 // The input rows a program's kernel is compiled for (1, 2, 4 or 8).
 inline int decode_rows_bucket(int rows) { return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8; }
 constexpr int kDecodeGroupBytes = 64 << 10;  // weight bytes one block streams per step of an op
-constexpr int kDecodeComputeThreads = 512;   // a decode kernel block's compute threads
+constexpr int kDecodeComputeThreads = 256;   // a decode kernel block's compute threads
 // A flagged program's GEMV stages a normalised input with every 16-byte
 // piece in a register (at most this many pieces per thread).
-constexpr int kFlagPieces = 2;
+constexpr int kFlagPieces = 4;
 // Per (op, block): global ns at the op's start (barrier passed), input
 // staged, op done; the same three in SM clock cycles; cycles spent waiting
 // for the op's loads; global ns when its first load was issued; global ns

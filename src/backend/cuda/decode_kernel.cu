@@ -472,69 +472,67 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
     }
     return;
   }
-  // Chunk 0: 32 chunks at a time, their m and l into sc.score (m in
-  // columns 0-31, l in 32-63), then each thread its element's values.
-  float mx[kPasses], l[kPasses], val[kPasses];
+  // Chunk 0: each thread polls m, l and its element's value of 4 chunks
+  // at a time, all in one round trip, and merges them into its own state
+  // as they land (no shared memory, no block barrier: the merge is on the
+  // step's critical path).
+  constexpr int kBatch = 4;
+  float merged[kPasses];
 #pragma unroll
   for (int h = 0; h < kPasses; ++h) {
-    const int t = threadIdx.x + h * kThreads, g = min(fast_div(t, it.by_hd), group - 1);
-    mx[h] = sc.m[g];
-    l[h] = sc.l[g];
-    val[h] = acc[h];
-  }
-  static_assert(kSubChunk == 64, "m and l of 32 chunks per row of sc.score");
-  for (int c0 = 1; c0 < it.used; c0 += 32) {
-    const int n = min(32, it.used - c0);
-    csync();  // sc.score's last batch is used up
-    for (int j = threadIdx.x; j < group * n * 2; j += kThreads) {
-      const int g = j / (2 * n), c = j / 2 % n, which = j % 2;
-      const Word w = poll_word(base + (int64_t{g} * p.splits + c0 + c) * stride + which, epoch, p.poll_ns);
-      sc.score[g][which * 32 + c] = __uint_as_float(static_cast<uint32_t>(w));
-    }
-    csync();
-#pragma unroll
-    for (int h = 0; h < kPasses; ++h) {
-      const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
-      if (g >= group) break;
-      const Word* part = base + (int64_t{g} * p.splits + c0) * stride + 2 + d;
-      float bm = mx[h];
-      for (int c = 0; c < n; ++c) bm = fmaxf(bm, sc.score[g][c]);
-      const float rescale = __expf(mx[h] - bm);
-      l[h] *= rescale;
-      val[h] *= rescale;
-      constexpr int kBatch = 4;  // 8 spilled registers of the whole kernel
-      for (int b = 0; b < n; b += kBatch) {
-        Word w[kBatch];
+    const int t = threadIdx.x + h * kThreads, g = min(fast_div(t, it.by_hd), group - 1), d = t - g * hd;
+    float mx = sc.m[g], l = sc.l[g], val = acc[h];
+    if (fast_div(t, it.by_hd) < group) {
+      const Word* part = base + int64_t{g} * p.splits * stride;
+      for (int c0 = 1; c0 < it.used; c0 += kBatch) {
+        Word wm[kBatch], wl[kBatch], wv[kBatch];
         uint32_t pending = 0;
 #pragma unroll
         for (int c = 0; c < kBatch; ++c)
-          if (b + c < n) pending |= 1u << c;
+          if (c0 + c < it.used) pending |= 1u << c;
+        const uint32_t all = pending;
         SpinWatch watch{true};
         while (pending) {
 #pragma unroll
           for (int c = 0; c < kBatch; ++c)
-            if (pending >> c & 1) w[c] = get_word(part + (b + c) * stride);
+            if (pending >> c & 1) {
+              const Word* pc = part + (c0 + c) * stride;
+              wm[c] = get_word(pc);
+              wl[c] = get_word(pc + 1);
+              wv[c] = get_word(pc + 2 + d);
+            }
 #pragma unroll
           for (int c = 0; c < kBatch; ++c)
-            if ((pending >> c & 1) && current(w[c], epoch)) {
-              const float e = __expf(sc.score[g][b + c] - bm);
-              l[h] += e * sc.score[g][32 + b + c];
-              val[h] += e * __uint_as_float(static_cast<uint32_t>(w[c]));
+            if ((pending >> c & 1) && current(wm[c], epoch) && current(wl[c], epoch) && current(wv[c], epoch))
               pending &= ~(1u << c);
-            }
           if (pending) {
             watch.tick();
             poll_pause(p.poll_ns);
           }
         }
+        float bm = mx;
+#pragma unroll
+        for (int c = 0; c < kBatch; ++c)
+          if (all >> c & 1) bm = fmaxf(bm, __uint_as_float(static_cast<uint32_t>(wm[c])));
+        const float rescale = __expf(mx - bm);
+        l *= rescale;
+        val *= rescale;
+#pragma unroll
+        for (int c = 0; c < kBatch; ++c)
+          if (all >> c & 1) {
+            const float e = __expf(__uint_as_float(static_cast<uint32_t>(wm[c])) - bm);
+            l += e * __uint_as_float(static_cast<uint32_t>(wl[c]));
+            val += e * __uint_as_float(static_cast<uint32_t>(wv[c]));
+          }
+        mx = bm;
       }
-      mx[h] = bm;
     }
+    merged[h] = val / l;
   }
 #pragma unroll
   for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads;
-    emit(t, fast_div(t, it.by_hd) < group, val[h] / l[h]);
+    emit(t, fast_div(t, it.by_hd) < group, merged[h]);
   }
 }
 

@@ -15,6 +15,7 @@ namespace nativelm::cuda::decode {
 
 // kThreads compute threads, then one producer warp (see produce()).
 constexpr int kThreads = kDecodeComputeThreads, kWarps = kThreads / 32, kBlockThreads = kThreads + 32;
+// Powers of two: a GEMV tile's warps (parts) are kWarps >> log2(tiles).
 constexpr int kLogWarps = kWarps == 16 ? 4 : kWarps == 8 ? 3 : -1;
 static_assert(kLogWarps > 0 && kWarps == 1 << kLogWarps, "warps per block: a power of two");
 constexpr int kInflight = 8;   // loads in flight per block at most

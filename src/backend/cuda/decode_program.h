@@ -59,7 +59,11 @@ constexpr int kMaxDecodeRows = 8;    // batch rows one program serves
 // The input rows a program's kernel is compiled for (1, 2, 4 or 8).
 inline int decode_rows_bucket(int rows) { return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8; }
 constexpr int kDecodeGroupBytes = 64 << 10;  // weight bytes one block streams per step of an op
-constexpr int kDecodeComputeThreads = 256;   // a decode kernel block's compute threads
+// A decode kernel block's compute threads (8 warps, plus the producer
+// warp). With 16 (17 warps a block, 5 on one SM quarter) ptxas had 96
+// registers a thread and spilled; with 8 it has up to 168 and spills
+// nothing, and batch 1 ran ~7% faster (docs/benchmarks.md, 2026-11-23).
+constexpr int kDecodeComputeThreads = 256;
 // A flagged program's GEMV stages a normalised input with every 16-byte
 // piece in a register (at most this many pieces per thread).
 constexpr int kFlagPieces = 4;

@@ -535,8 +535,8 @@ __device__ __forceinline__ void gemv_rows(bool dual, const RowsPlan& pl, const T
 // step (a warp per head), then P V (a thread per (head, element)).
 template <class T>
 __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem& it, const T* kv, int count,
-                                          int cached, const T* fresh_k, const T* fresh_v, Scratch& sc, float (&acc)[kPasses],
-                                          unsigned long long* stamps) {
+                                          int cached, const T* fresh_k, const T* fresh_v, Scratch& sc,
+                                          float (&acc)[kPasses], unsigned long long* stamps) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim, group = it.group;
   const T* ks = kv;
   const T* vs = kv + cached * hd;

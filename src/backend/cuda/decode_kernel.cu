@@ -454,7 +454,8 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
 // op has its own region, so an earlier layer's words never pass).
 template <class T, class Emit>
 __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
-                                                   Scratch& sc, const float (&acc)[kPasses], uint32_t epoch, Emit emit) {
+                                                   Scratch& sc, const float (&acc)[kPasses], uint32_t epoch,
+                                                   Emit emit) {
   const int hd = p.head_dim, group = it.group, stride = hd + 2;
   Word* base = p.flags + op.link.region + int64_t{p.rows} * p.heads * hd / 2 +
                (int64_t{it.row} * p.heads + it.kvh * group) * p.splits * stride;
@@ -541,7 +542,8 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
 // finish merges them all.
 template <class T, bool F>
 __device__ __forceinline__ void attn_finish(const DecodeProgram& p, const DecodeOp& op, int op_index,
-                                            const AttnItem& it, Scratch& sc, const float (&acc)[kPasses], uint32_t epoch) {
+                                            const AttnItem& it, Scratch& sc, const float (&acc)[kPasses],
+                                            uint32_t epoch) {
   const int hd = p.head_dim, group = it.group;
   const int64_t first = int64_t{it.row} * p.heads * hd + it.kvh * group * hd;
   T* out = static_cast<T*>(op.out) + first;

@@ -205,6 +205,7 @@ class CudaBackend final : public Backend {
   // wider layers (fuse_gemv).
   static constexpr int64_t kOneRowProgramMaxWeight = 16 << 20;
   int32_t decode_context_per_row_ = 0;  // longest sequence (kv_len) a fused step may have, per row
+  int32_t decode_context_one_row_ = 0;  // the same for a step of one row
   bool decode_step_ = false;  // this step's layer ops may be fused
   uint32_t* decode_barrier_ = nullptr;
   // Decode kernel pacing, measured best on an H100 (docs/benchmarks.md);

@@ -37,14 +37,17 @@ void CudaBackend::init_decode_fusion() {
   // leave it waiting on a few blocks' K/V. At 1 row it loses (-3%) with a
   // grid barrier between ops: each op pays its L2 round trips and a barrier
   // in turn, more than the kernel boundaries it saves; with flagged
-  // exchange (the default, where the model's shapes allow) it wins (+5% at
-  // 60 positions, level at 512-640) on Qwen3-0.6B's layers; one-row steps
+  // exchange (the default, where the model's shapes allow) it wins on
+  // Qwen3-0.6B's layers since the kernel's 8 compute warps (+30% at 60
+  // positions, +11% at 256, +10% at 512, +5% at 1,024, -4% at 2,048: one
+  // row takes it up to 1,536 positions); one-row steps
   // of wider layers stay kernel by kernel (fuse_gemv: unmeasured there, and
   // Qwen3-8B runs at 83% of its roofline that way). NATIVELM_DECODE_KERNEL=0
   // turns it off, =all uses it for every decode step it can serve.
   if (const char* v = std::getenv("NATIVELM_DECODE_FLAGS")) decode_flags_ = std::strcmp(v, "0") != 0;
   decode_min_rows_ = decode_flags_ ? 1 : 2;
   decode_context_per_row_ = 192;
+  decode_context_one_row_ = 1536;
   if (const char* v = std::getenv("NATIVELM_DECODE_KERNEL")) {
     if (std::strcmp(v, "0") == 0) fuse_decode_ = false;
     if (std::strcmp(v, "all") == 0) set_decode_program_rows(1);
@@ -77,6 +80,7 @@ void CudaBackend::set_decode_program_rows(int min_rows) {
   decode_min_rows_ = std::max(1, min_rows);
   decode_rows_set_ = true;
   decode_context_per_row_ = std::numeric_limits<int32_t>::max() / cuda::kMaxDecodeRows;
+  decode_context_one_row_ = std::numeric_limits<int32_t>::max();
 }
 
 void CudaBackend::set_decode_cluster(bool on) { decode_cluster_ = on; }
@@ -89,7 +93,9 @@ bool CudaBackend::fusable_decode(const StepInputs& in) const {
   if (a == nullptr || (!cluster && in.tokens.size() < static_cast<size_t>(decode_min_rows_)) ||
       in.tokens.size() > cuda::kMaxDecodeRows)
     return false;
-  const int64_t max_context = int64_t{decode_context_per_row_} * static_cast<int64_t>(in.tokens.size());
+  const int64_t max_context = in.tokens.size() == 1
+                                  ? int64_t{decode_context_one_row_}
+                                  : int64_t{decode_context_per_row_} * static_cast<int64_t>(in.tokens.size());
   for (const AttentionSeq& s : a->seqs)
     if (s.q_len != 1 || (!cluster && s.kv_len > max_context)) return false;
   return a->seqs.size() == in.tokens.size();

@@ -38,10 +38,10 @@ void CudaBackend::init_decode_fusion() {
   // grid barrier between ops: each op pays its L2 round trips and a barrier
   // in turn, more than the kernel boundaries it saves; with flagged
   // exchange (the default, where the model's shapes allow) it wins on
-  // Qwen3-0.6B's layers since the kernel's 8 compute warps (+30% at 60
-  // positions, +11% at 256, +10% at 512, +5% at 1,024, -4% at 2,048: one
-  // row takes it up to 1,536 positions); one-row steps
-  // of wider layers stay kernel by kernel (fuse_gemv: unmeasured there, and
+  // Qwen3-0.6B's layers since the kernel's 8 compute warps (+22% at 60
+  // positions, +11% at 256, +10% at 512, +5% at 1,024, +3-5% at 1,500,
+  // -4% at 2,048: one row takes it up to 1,536 positions); one-row steps of
+  // wider layers stay kernel by kernel (fuse_gemv: unmeasured there, and
   // Qwen3-8B runs at 83% of its roofline that way). NATIVELM_DECODE_KERNEL=0
   // turns it off, =all uses it for every decode step it can serve.
   if (const char* v = std::getenv("NATIVELM_DECODE_FLAGS")) decode_flags_ = std::strcmp(v, "0") != 0;

@@ -65,7 +65,7 @@ def step_phases(stamps, last):
     return start, out
 
 
-OP_KINDS = {1: "norm + qkv", 2: "norm + gate/up", 3: "add (o, down)", 4: "attention"}
+OP_KINDS = {1: "norm + qkv", 2: "norm + gate/up", 3: "add (o, down)", 4: "attention", 5: "norm + LM head"}
 
 
 def op_list(path):

@@ -181,11 +181,15 @@ void Transformer::layers(const ForwardBatch& batch, KvCacheTensors& kv, Tensor& 
     attention_block(layers_[i], batch, kv.k[i], kv.v[i], n);
     mlp_block(layers_[i], n);
   }
-  // Only the rows whose logits are wanted get the final norm and the head.
-  Tensor selected = w.selected.rows(0, rows);
-  backend_.gather_rows(residual, batch.logit_rows, selected);
-  backend_.rms_norm(selected, final_norm_, static_cast<float>(config_.rms_norm_eps), selected);
-  backend_.linear(selected, lm_head_, nullptr, logits);
+  // Only the rows whose logits are wanted get the final norm and the head
+  // (a decode step wants every row in order: no gather).
+  bool every_row = rows == n;
+  for (int64_t i = 0; every_row && i < rows; ++i) every_row = batch.logit_rows[static_cast<size_t>(i)] == i;
+  Tensor selected = every_row ? residual : w.selected.rows(0, rows);
+  if (!every_row) backend_.gather_rows(residual, batch.logit_rows, selected);
+  Tensor normed = w.hidden.rows(0, rows);
+  backend_.norm_linear(selected, final_norm_, static_cast<float>(config_.rms_norm_eps), lm_head_, nullptr, normed,
+                       logits);
 }
 
 }  // namespace nativelm

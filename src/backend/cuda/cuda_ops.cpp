@@ -231,11 +231,20 @@ void CudaBackend::norm_linear(const Tensor& x, const Tensor& norm, float eps, co
   check_2d(x, "norm_linear", "x");
   check_2d(w, "norm_linear", "w");
   const int64_t n = x.dim(0), k = x.dim(1);
+  // f32 out (the LM head's logits) for 4 or more rows: the last op of a
+  // decode program, on the tensor cores. Measured on an H100 (Qwen3-0.6B,
+  // 2026-11-23): batch 8 +8.6% against the GEMV kernel after the program;
+  // batch 1 -1% and batch 2 -2.6% (the program streams the 311 MB head at
+  // ~2.8 TB/s, the GEMV kernel at ~3.05). Else the two steps.
+  const bool shapes = w.dim(1) == k && w.dtype == x.dtype && norm.numel() == k;
+  if (out.dtype == DType::F32 && x.dtype != DType::F32 && n >= 4 && !bias && shapes && out.dim(0) == n &&
+      out.dim(1) == w.dim(0) && fuse_gemv(cuda::kOpGemvNormHead, x, &norm, eps, w, nullptr, w.dim(0), out))
+    return;
   if (n > cuda::kGemvMaxRows || out.dtype != x.dtype) {
     Backend::norm_linear(x, norm, eps, w, bias, normed, out);
     return;
   }
-  if (w.dim(1) != k || w.dtype != x.dtype || norm.numel() != k)
+  if (!shapes)
     fail("norm_linear: x [{}, {}] does not fit w [{}, {}] and a norm of {}", n, k, w.dim(0), w.dim(1), norm.numel());
   check_dims(out, n, w.dim(0), "norm_linear", "out");
   if (bias && bias->numel() != w.dim(0)) fail("norm_linear: bias has {} entries for {} outputs", bias->numel(), w.dim(0));

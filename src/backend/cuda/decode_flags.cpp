@@ -53,6 +53,7 @@ bool servable(const DecodeProgram& p, const DecodeOp& op, int blocks) {
 }  // namespace
 
 size_t flagged_words(const DecodeProgram& p, const DecodeOp& op) {
+  if (op.kind == kOpGemvNormHead) return 0;  // its f32 output is for work after the program
   const size_t out = static_cast<size_t>(p.rows) * static_cast<size_t>(out_width(p, op)) / 2;
   if (op.kind != kOpAttention) return out;
   // Then the split chunks' states: (m, l, head_dim sums) per (row, head, chunk).

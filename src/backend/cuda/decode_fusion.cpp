@@ -104,11 +104,14 @@ bool CudaBackend::fusable_decode(const StepInputs& in) const {
 bool CudaBackend::fuse_gemv(int kind, const Tensor& x, const Tensor* norm, float eps, const Tensor& w,
                             const Tensor* bias, int64_t m, Tensor& out) {
   const int rows = static_cast<int>(x.dim(0)), k = static_cast<int>(x.dim(1));
-  const bool fits = decode_step_ && x.dtype == act_ && out.dtype == act_ &&
+  // The LM head writes f32 logits; the cluster kernel takes whole layers only.
+  const bool head = kind == cuda::kOpGemvNormHead;
+  const bool out_ok = head ? out.dtype == DType::F32 && !decode_cluster_ : out.dtype == act_;
+  const bool fits = decode_step_ && x.dtype == act_ && out_ok &&
                     cuda::decode_gemv_fits(ty(x.dtype), rows, static_cast<int>(m), k, kind == cuda::kOpGemvNormSwiglu,
                                            x.data, w.data, norm ? norm->data : nullptr);
   auto& p = *program_;
-  if (fits && rows == 1 && !decode_rows_set_ && !decode_cluster_ &&
+  if (fits && !head && rows == 1 && !decode_rows_set_ && !decode_cluster_ &&
       int64_t{m} * k * (kind == cuda::kOpGemvNormSwiglu ? 2 : 1) * dtype_size(act_) > kOneRowProgramMaxWeight) {
     // Layers this wide stream well kernel by kernel at one row (Qwen3-8B:
     // 83% of its roofline); the one-row program is measured to win only

@@ -334,7 +334,9 @@ template <class T, int N, bool F>
 __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& ring, const GemvPrep& prep, T* xs,
                                         Scratch& sc, uint32_t epoch) {
   const DecodeOp& op = p.ops[i];
-  const int mode = op.kind == kOpGemvNorm ? kNorm : op.kind == kOpGemvNormSwiglu ? kNormSwiglu : kAdd;
+  const int mode = op.kind == kOpGemvNormSwiglu ? kNormSwiglu : op.kind == kOpGemvAdd ? kAdd : kNorm;
+  // The LM head: f32 logits for work after the program, no flagged words.
+  const bool head = op.kind == kOpGemvNormHead;
   const bool norm = mode != kAdd;
   const GemvSpan& s = ring.spans[i];
   if (s.loads == 0) return;
@@ -375,10 +377,14 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
                             }
                             value = from_f<T>(v);
                             fine_stamp(stamps, 14);
-                            if (plain) *o = value;
+                            if (head) {
+                              static_cast<float*>(op.out)[int64_t{n} * op.m + row] = v;
+                            } else if (plain) {
+                              *o = value;
+                            }
                           }
                           // Rows in pairs (the span and the loads start at even rows).
-                          if (F) put_pair(flags + (int64_t{n} * op.m + row) / 2, value, N, valid, r % 2 == 0, epoch);
+                          if (F && !head) put_pair(flags + (int64_t{n} * op.m + row) / 2, value, N, valid, r % 2 == 0, epoch);
                         });
   };
   for (int j = 0; j < s.loads; ++j) {

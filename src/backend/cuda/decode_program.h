@@ -21,6 +21,7 @@ enum DecodeOpKind : int32_t {
   kOpGemvNormSwiglu = 2,  // out = silu(gate) * up of rms_norm(x, nw) @ w^T, w stacked [2m, k]
   kOpGemvAdd = 3,         // out (the residual) += x @ w^T (+ bias)
   kOpAttention = 4,       // out = attention of the decode rows (qkv_prepare done inside)
+  kOpGemvNormHead = 5,    // out (f32, no flagged words) = rms_norm(x, nw) @ w^T: the LM head
 };
 
 // Where a flagged program's op (DecodeProgram::flags) reads and writes:

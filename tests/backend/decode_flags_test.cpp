@@ -72,6 +72,23 @@ TEST(PlanFlagged, LinksEachInputToTheOpThatWroteIt) {
   EXPECT_EQ(flagged_words(p, p.ops[1]), static_cast<size_t>(kHeads * kHd / 2 + kHeads * p.splits * (kHd + 2)));
 }
 
+// The LM head after the layers: it reads the residual the last down
+// projection wrote (polled), writes f32 logits for work after the program,
+// and takes no flagged words.
+TEST(PlanFlagged, LinksTheHeadAndGivesItNoWords) {
+  Layers ls(1, 8);
+  std::vector<float> logits(8 * 4096);
+  ls.p->ops[ls.p->num_ops++] = DecodeOp{kOpGemvNormHead, 4096,    kHidden,       1e-6f,   ls.res,  nullptr,
+                                        nullptr,         nullptr, logits.data(), nullptr, nullptr, {}};
+  const size_t words = plan_flagged(*ls.p, kBlocks, 2);
+  ASSERT_GT(words, 0u);
+  const DecodeOp& head = ls.p->ops[5];
+  EXPECT_EQ(head.link.src, 4);
+  EXPECT_EQ(flagged_words(*ls.p, head), 0u);
+  EXPECT_EQ(words, head.link.region);  // nothing after its region start
+  EXPECT_EQ(head.link.bits & kWritePlain, kWritePlain);
+}
+
 TEST(PlanFlagged, ServesEightRows) {
   Layers ls(1, 8);
   EXPECT_GT(plan_flagged(*ls.p, kBlocks, 2), 0u);

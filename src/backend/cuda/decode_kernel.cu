@@ -384,7 +384,8 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
                             }
                           }
                           // Rows in pairs (the span and the loads start at even rows).
-                          if (F && !head) put_pair(flags + (int64_t{n} * op.m + row) / 2, value, N, valid, r % 2 == 0, epoch);
+                          if (F && !head)
+                            put_pair(flags + (int64_t{n} * op.m + row) / 2, value, N, valid, r % 2 == 0, epoch);
                         });
   };
   for (int j = 0; j < s.loads; ++j) {

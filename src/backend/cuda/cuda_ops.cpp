@@ -237,8 +237,8 @@ void CudaBackend::norm_linear(const Tensor& x, const Tensor& norm, float eps, co
   // batch 1 -1% and batch 2 -2.6% (the program streams the 311 MB head at
   // ~2.8 TB/s, the GEMV kernel at ~3.05). Else the two steps.
   const bool shapes = w.dim(1) == k && w.dtype == x.dtype && norm.numel() == k;
-  if (out.dtype == DType::F32 && x.dtype != DType::F32 && n >= 4 && !bias && shapes && out.dim(0) == n &&
-      out.dim(1) == w.dim(0) && fuse_gemv(cuda::kOpGemvNormHead, x, &norm, eps, w, nullptr, w.dim(0), out))
+  if (out.dtype == DType::F32 && n >= 4 && !bias && shapes && out.dim(0) == n && out.dim(1) == w.dim(0) &&
+      fuse_gemv(cuda::kOpGemvNormHead, x, &norm, eps, w, nullptr, w.dim(0), out))
     return;
   if (n > cuda::kGemvMaxRows || out.dtype != x.dtype) {
     Backend::norm_linear(x, norm, eps, w, bias, normed, out);

@@ -488,9 +488,9 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
   float merged[kPasses];
 #pragma unroll
   for (int h = 0; h < kPasses; ++h) {
-    const int t = threadIdx.x + h * kThreads, g = min(fast_div(t, it.by_hd), group - 1), d = t - g * hd;
+    const int t = threadIdx.x + h * kThreads, head = fast_div(t, it.by_hd), g = min(head, group - 1), d = t - g * hd;
     float mx = sc.m[g], l = sc.l[g], val = acc[h];
-    if (fast_div(t, it.by_hd) < group) {
+    if (head < group) {
       const Word* part = base + int64_t{g} * p.splits * stride;
       for (int c0 = 1; c0 < it.used; c0 += kBatch) {
         Word wm[kBatch], wl[kBatch], wv[kBatch];

@@ -26,6 +26,7 @@ constexpr int kMaxHd = 128;
 constexpr int kPasses = kMaxGroup * kMaxHd / kThreads;
 constexpr int kMaxLoadRows = kThreads / kMaxDecodeRows;  // weight rows per load (a thread per output)
 constexpr int kMaxMergeChunks = 160;  // chunks per (row, kv head)
+constexpr int kMergeBatch = 16;       // chunks a flagged merge takes per round trip (below 32: a bit mask)
 constexpr int kXsBudget = 64 << 10;   // input staging: rows * padded(k) * 2 bytes at most
 constexpr int kStageRegs = 8;         // 16-byte input pieces a thread holds while staging (rows * k <= 32K)
 
@@ -369,6 +370,7 @@ struct Scratch {
   float sq[kMaxGroup * kMaxHd];                                                  // scaled q heads
   float score[kMaxGroup][kSubChunk];                                             // scores, then probabilities
   float m[kMaxGroup], l[kMaxGroup], corr[kMaxGroup];
+  float merge_ml[2][kMaxGroup][kMergeBatch];  // a flagged merge's batch of chunk maxima and sums
   int ticket;
 };
 

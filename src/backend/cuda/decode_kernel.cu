@@ -453,6 +453,52 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
   }
 }
 
+// Polls the n words at[c * stride] (c < n <= B), and `extra` unless null,
+// until every one carries the epoch; all the loads of a round in flight
+// together.
+template <int B>
+__device__ __forceinline__ void poll_column(const Word* at, int stride, int n, const Word* extra, Word (&w)[B], Word& x,
+                                            uint32_t epoch, uint32_t poll_ns) {
+  uint32_t pending = (1u << n) - 1;
+  bool more = extra != nullptr;
+  SpinWatch watch{true};
+  for (;;) {
+#pragma unroll
+    for (int c = 0; c < B; ++c)
+      if (pending >> c & 1) w[c] = get_word(at + c * stride);
+    if (more) x = get_word(extra);
+#pragma unroll
+    for (int c = 0; c < B; ++c)
+      if ((pending >> c & 1) && current(w[c], epoch)) pending &= ~(1u << c);
+    if (more && current(x, epoch)) more = false;
+    if (!pending && !more) return;
+    watch.tick();
+    poll_pause(poll_ns);
+  }
+}
+
+// Online-softmax merge of n chunk states (maxima cm, sums cl, the values'
+// words w) into one element's running state (mx, l, val).
+template <int B>
+__device__ __forceinline__ void merge_batch(float& mx, float& l, float& val, const float* cm, const float* cl,
+                                            const Word (&w)[B], int n) {
+  float bm = mx;
+#pragma unroll
+  for (int c = 0; c < B; ++c)
+    if (c < n) bm = fmaxf(bm, cm[c]);
+  const float rescale = __expf(mx - bm);
+  l *= rescale;
+  val *= rescale;
+#pragma unroll
+  for (int c = 0; c < B; ++c)
+    if (c < n) {
+      const float e = __expf(cm[c] - bm);
+      l += e * cl[c];
+      val += e * __uint_as_float(static_cast<uint32_t>(w[c]));
+    }
+  mx = bm;
+}
+
 // A flagged program's split attention: chunks 1.. write their state (m, l,
 // the unscaled output) as flagged f32 words to the op's partial region
 // (after its output region, plan_flagged), and chunk 0's block merges
@@ -480,67 +526,36 @@ __device__ __forceinline__ void attn_merge_flagged(const DecodeProgram& p, const
     }
     return;
   }
-  // Chunk 0: each thread polls m, l and its element's value of 4 chunks
-  // at a time, all in one round trip, and merges them into its own state
-  // as they land (no shared memory, no block barrier: the merge is on the
-  // step's critical path).
-  constexpr int kBatch = 4;
-  float merged[kPasses];
-#pragma unroll
-  for (int h = 0; h < kPasses; ++h) {
+  // Chunk 0 merges kMergeBatch chunks per round trip: each thread polls its
+  // element's value in every chunk of the batch, and one thread per (head,
+  // chunk, m or l) polls that word into shared memory, all at once; after a
+  // block barrier each thread merges its element. (Polling m and l per
+  // thread as well took 4 chunks a round trip before registers spilled: at
+  // 16 chunks, four dependent round trips on the step's critical path.)
+  // Loops, not unrolled copies: the kernel's code is larger than the
+  // instruction cache, and a copy per pass slowed every op (measured).
+#pragma unroll 1
+  for (int h = 0; h < kPasses && h * kThreads < group * hd; ++h) {
     const int t = threadIdx.x + h * kThreads, head = fast_div(t, it.by_hd), g = min(head, group - 1), d = t - g * hd;
-    float mx = sc.m[g], l = sc.l[g], val = acc[h];
-    if (head < group) {
-      const Word* part = base + int64_t{g} * p.splits * stride;
-      for (int c0 = 1; c0 < it.used; c0 += kBatch) {
-        Word wm[kBatch], wl[kBatch], wv[kBatch];
-        uint32_t pending = 0;
+    float mx = sc.m[g], l = sc.l[g], val = acc[0];
 #pragma unroll
-        for (int c = 0; c < kBatch; ++c)
-          if (c0 + c < it.used) pending |= 1u << c;
-        const uint32_t all = pending;
-        SpinWatch watch{true};
-        while (pending) {
-#pragma unroll
-          for (int c = 0; c < kBatch; ++c)
-            if (pending >> c & 1) {
-              const Word* pc = part + (c0 + c) * stride;
-              wm[c] = get_word(pc);
-              wl[c] = get_word(pc + 1);
-              wv[c] = get_word(pc + 2 + d);
-            }
-#pragma unroll
-          for (int c = 0; c < kBatch; ++c)
-            if ((pending >> c & 1) && current(wm[c], epoch) && current(wl[c], epoch) && current(wv[c], epoch))
-              pending &= ~(1u << c);
-          if (pending) {
-            watch.tick();
-            poll_pause(p.poll_ns);
-          }
-        }
-        float bm = mx;
-#pragma unroll
-        for (int c = 0; c < kBatch; ++c)
-          if (all >> c & 1) bm = fmaxf(bm, __uint_as_float(static_cast<uint32_t>(wm[c])));
-        const float rescale = __expf(mx - bm);
-        l *= rescale;
-        val *= rescale;
-#pragma unroll
-        for (int c = 0; c < kBatch; ++c)
-          if (all >> c & 1) {
-            const float e = __expf(__uint_as_float(static_cast<uint32_t>(wm[c])) - bm);
-            l += e * __uint_as_float(static_cast<uint32_t>(wl[c]));
-            val += e * __uint_as_float(static_cast<uint32_t>(wv[c]));
-          }
-        mx = bm;
-      }
+    for (int q = 1; q < kPasses; ++q)
+      if (q == h) val = acc[q];
+#pragma unroll 1
+    for (int c0 = 1; c0 < it.used; c0 += kMergeBatch) {
+      const int n = min(kMergeBatch, it.used - c0);
+      const bool ml = threadIdx.x < 2 * n * group;
+      const int mg = threadIdx.x / (2 * n), mc = threadIdx.x / 2 % n;
+      const Word* ml_at = ml ? base + (int64_t{mg} * p.splits + c0 + mc) * stride + threadIdx.x % 2 : nullptr;
+      Word wv[kMergeBatch], wml = 0;
+      poll_column<kMergeBatch>(base + (int64_t{g} * p.splits + c0) * stride + 2 + d, stride, head < group ? n : 0,
+                               ml_at, wv, wml, epoch, p.poll_ns);
+      if (ml) sc.merge_ml[threadIdx.x % 2][mg][mc] = __uint_as_float(static_cast<uint32_t>(wml));
+      csync();
+      if (head < group) merge_batch<kMergeBatch>(mx, l, val, sc.merge_ml[0][g], sc.merge_ml[1][g], wv, n);
+      csync();  // every thread is done with the batch's m and l
     }
-    merged[h] = val / l;
-  }
-#pragma unroll
-  for (int h = 0; h < kPasses; ++h) {
-    const int t = threadIdx.x + h * kThreads;
-    emit(t, fast_div(t, it.by_hd) < group, merged[h]);
+    emit(t, head < group, val / l);
   }
 }
 

@@ -543,33 +543,19 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim, group = it.group;
   const T* ks = kv;
   const T* vs = kv + cached * hd;
-  // Warp w scores positions w, w + kWarps, ...: each lane sums its
-  // elements' products for all of them, then the warp reduces them
-  // together, so that their shuffle chains overlap (one position at a
-  // time waited out each chain in turn: ~2.4 us for 64 positions).
-  constexpr int P = kSubChunk / kWarps;
-  static_assert(P * kWarps == kSubChunk, "attention positions per load: a multiple of the warps");
-  for (int g = 0; g < group; ++g) {
-    float q[kMaxHd / 32], s[P];
+  for (int i = warp; i < count; i += kWarps) {
+    const T* krow = i < cached ? ks + i * hd : fresh_k;
+    float kf[kMaxHd / 32];
 #pragma unroll
-    for (int e = 0; e < kMaxHd / 32; ++e) q[e] = lane + 32 * e < hd ? sc.sq[g * hd + lane + 32 * e] : 0.0f;
+    for (int e = 0; e < kMaxHd / 32; ++e) kf[e] = lane + 32 * e < hd ? to_f(krow[lane + 32 * e]) : 0.0f;
+    for (int g = 0; g < group; ++g) {
+      float s = 0.0f;
 #pragma unroll
-    for (int j = 0; j < P; ++j) {
-      const int i = warp + j * kWarps;
-      const T* krow = i < cached ? ks + i * hd : fresh_k;
-      s[j] = 0.0f;
-      if (i < count)
-#pragma unroll
-        for (int e = 0; e < kMaxHd / 32; ++e)
-          if (lane + 32 * e < hd) s[j] += q[e] * to_f(krow[lane + 32 * e]);
+      for (int e = 0; e < kMaxHd / 32; ++e)
+        if (lane + 32 * e < hd) s += sc.sq[g * hd + lane + 32 * e] * kf[e];
+      s = warp_sum(s);
+      if (lane == 0) sc.score[g][i] = s;
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-#pragma unroll
-      for (int j = 0; j < P; ++j) s[j] += __shfl_xor_sync(0xffffffffu, s[j], o);
-#pragma unroll
-    for (int j = 0; j < P; ++j)
-      if (lane == j && warp + j * kWarps < count) sc.score[g][warp + j * kWarps] = s[j];
   }
   fine_stamp(stamps, 13);
   csync();
@@ -596,20 +582,17 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem
   for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
     if (g >= group) break;
-    // Four sums, eight positions' loads in flight: one chain of dependent
-    // adds would wait on each load in turn.
+    // Two sums: one chain of dependent adds would wait on each load in turn.
     const float* sg = sc.score[g];
-    float a = acc[h] * sc.corr[g], b = 0.0f, c = 0.0f, e = 0.0f;
+    float a = acc[h] * sc.corr[g], b = 0.0f;
     int i = 0;
 #pragma unroll 2
-    for (; i + 3 < cached; i += 4) {
+    for (; i + 1 < cached; i += 2) {
       a += sg[i] * to_f(vs[i * hd + d]);
       b += sg[i + 1] * to_f(vs[(i + 1) * hd + d]);
-      c += sg[i + 2] * to_f(vs[(i + 2) * hd + d]);
-      e += sg[i + 3] * to_f(vs[(i + 3) * hd + d]);
     }
     for (; i < count; ++i) a += sg[i] * to_f(i < cached ? vs[i * hd + d] : fresh_v[d]);
-    acc[h] = (a + b) + (c + e);
+    acc[h] = a + b;
   }
 }
 

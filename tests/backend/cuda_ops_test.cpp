@@ -412,8 +412,10 @@ TEST_P(CudaOps, DecodeProgramMatchesOpByOp) {
 
 // The same with flagged programs (activations as flagged words, no grid
 // barriers between ops): Qwen3-0.6B's layer at one row (short, long), at
-// 3 and 8 rows, and a wider layer with biases; a layer too small for the
-// flagged staging (hidden 64) falls back to the barriers.
+// 3 and 8 rows, a wider layer with biases, and one kv head for eight query
+// heads (at 1,100 positions ~69 chunks: a merge of several rounds, two
+// passes over the heads' elements); a layer too small for the flagged
+// staging (hidden 64) falls back to the barriers.
 TEST_P(CudaOps, DecodeProgramFlaggedMatchesOpByOp) {
   if (dt() == DType::F32) GTEST_SKIP() << "the decode program serves 16-bit models only";
   gpu_->set_decode_program_rows(1);
@@ -423,7 +425,8 @@ TEST_P(CudaOps, DecodeProgramFlaggedMatchesOpByOp) {
   for (const DecodeCase& c : {DecodeCase{1024, 16, 8, 128, 3072, {60}}, DecodeCase{1024, 16, 8, 128, 3072, {2000}},
                               DecodeCase{1024, 16, 8, 128, 3072, {2000, 1, 65}},
                               DecodeCase{1024, 16, 8, 128, 3072, {7, 40, 1, 16, 33, 5, 2, 90}},
-                              DecodeCase{2048, 16, 8, 128, 6144, {300}, true}, DecodeCase{64, 4, 2, 16, 96, {7, 40}}}) {
+                              DecodeCase{2048, 16, 8, 128, 6144, {300}, true}, DecodeCase{512, 8, 1, 64, 256, {1100}},
+                              DecodeCase{512, 8, 1, 64, 256, {129, 1100}}, DecodeCase{64, 4, 2, 16, 96, {7, 40}}}) {
     check_decode_program(c, false);
     servable += c.hidden >= 256;
   }

@@ -27,6 +27,8 @@ constexpr int kPasses = kMaxGroup * kMaxHd / kThreads;
 constexpr int kMaxLoadRows = kThreads / kMaxDecodeRows;  // weight rows per load (a thread per output)
 constexpr int kMaxMergeChunks = 160;  // chunks per (row, kv head)
 constexpr int kMergeBatch = 16;       // chunks a flagged merge takes per round trip (below 32: a bit mask)
+// A thread for each (query head, chunk, m or l) word of a merge batch.
+static_assert(kMergeBatch < 32 && 2 * kMaxGroup * kMergeBatch <= kThreads, "a flagged merge batch's words");
 constexpr int kXsBudget = 64 << 10;   // input staging: rows * padded(k) * 2 bytes at most
 constexpr int kStageRegs = 8;         // 16-byte input pieces a thread holds while staging (rows * k <= 32K)
 

@@ -219,6 +219,12 @@ class CudaBackend final : public Backend {
   bool cluster_hold_ = false, cluster_balance_ = false;
   uint32_t cluster_inflight_ = 128u << 10;
   int32_t cluster_load_bytes_ = 64 << 10;
+  // Rows up to which a product outside a decode program takes the GEMV
+  // kernel; more go to cuBLASLt (NATIVELM_GEMV_MAX_ROWS, at most
+  // kGemvMaxRows). Qwen3-8B on an H100 (2026-11-24): the GEMV kernel wins
+  // at 1 row (157 tok/s against 149), ties at 2, and loses at 4 (468 against
+  // 540) and 8 rows (276 against 1,105).
+  int64_t gemv_max_rows_ = 2;
   int32_t decode_min_chunk_ = 16;         // attention positions per chunk at least (decode kernel)
   int64_t decode_programs_ = 0;
   bool decode_flags_ = true;

@@ -71,7 +71,7 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
          dtype_name(out.dtype));
   if (bias && bias->numel() != m) fail("linear: bias has {} entries for {} outputs", bias->numel(), m);
   if (n == 0) return;
-  if (n <= cuda::kGemvMaxRows) {
+  if (n <= gemv_max_rows_) {
     cuda::gemv(ty(x.dtype), x.data, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m), as_int(k), out.data,
                ty(out.dtype), stream_);
     return;
@@ -249,6 +249,10 @@ void CudaBackend::norm_linear(const Tensor& x, const Tensor& norm, float eps, co
   check_dims(out, n, w.dim(0), "norm_linear", "out");
   if (bias && bias->numel() != w.dim(0)) fail("norm_linear: bias has {} entries for {} outputs", bias->numel(), w.dim(0));
   if (fuse_gemv(cuda::kOpGemvNorm, x, &norm, eps, w, bias, w.dim(0), out)) return;
+  if (n > gemv_max_rows_) {
+    Backend::norm_linear(x, norm, eps, w, bias, normed, out);
+    return;
+  }
   cuda::gemv_norm(ty(x.dtype), x.data, norm.data, eps, w.data, bias ? bias->data : nullptr, as_int(n),
                   as_int(w.dim(0)), as_int(k), out.data, false, stream_);
 }
@@ -267,6 +271,10 @@ void CudaBackend::norm_linear_swiglu(const Tensor& x, const Tensor& norm, float 
   check_dims(out, n, m, "norm_linear_swiglu", "out");
   if (bias && bias->numel() != 2 * m) fail("norm_linear_swiglu: bias has {} entries for {} outputs", bias->numel(), 2 * m);
   if (fuse_gemv(cuda::kOpGemvNormSwiglu, x, &norm, eps, w, bias, m, out)) return;
+  if (n > gemv_max_rows_) {
+    Backend::norm_linear_swiglu(x, norm, eps, w, bias, normed, gate_up, out);
+    return;
+  }
   cuda::gemv_norm(ty(x.dtype), x.data, norm.data, eps, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m),
                   as_int(k), out.data, true, stream_);
 }
@@ -280,7 +288,7 @@ void CudaBackend::linear_add(const Tensor& x, const Tensor& w, const Tensor* bia
   if (residual.dtype != x.dtype) fail("linear_add: the residual must be {}", dtype_name(x.dtype));
   if (bias && bias->numel() != m) fail("linear_add: bias has {} entries for {} outputs", bias->numel(), m);
   if (fuse_gemv(cuda::kOpGemvAdd, x, nullptr, 0.0f, w, bias, m, residual)) return;
-  if (n <= cuda::kGemvMaxRows) {
+  if (n <= gemv_max_rows_) {
     cuda::gemv_add(ty(x.dtype), x.data, w.data, bias ? bias->data : nullptr, as_int(n), as_int(m), as_int(k),
                    residual.data, stream_);
   } else if (!bias) {

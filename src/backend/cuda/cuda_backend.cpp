@@ -2,10 +2,11 @@
 // The ops themselves are in cuda_ops.cpp.
 #include "backend/cuda/cuda_backend.h"
 
-#include <algorithm>
-#include <cstring>
-
 #include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_program.h"
@@ -69,6 +70,8 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
   int major = 0;
   check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_), "compute capability");
   cuda::enable_overlapped_launch(major >= 9 && std::getenv("NATIVELM_CUDA_NO_PDL") == nullptr);
+  if (const char* v = std::getenv("NATIVELM_GEMV_MAX_ROWS"); v && std::atol(v) >= 0)
+    gemv_max_rows_ = std::min<int64_t>(std::atol(v), cuda::kGemvMaxRows);
   check_cuda(cudaMallocHost(&upload_host_, 2 * kUploadHalf), "pinned staging");
   for (auto& e : upload_done_) check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
   for (auto& e : pick_done_) check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");

@@ -240,7 +240,7 @@ void CudaBackend::norm_linear(const Tensor& x, const Tensor& norm, float eps, co
   if (out.dtype == DType::F32 && n >= 4 && !bias && shapes && out.dim(0) == n && out.dim(1) == w.dim(0) &&
       fuse_gemv(cuda::kOpGemvNormHead, x, &norm, eps, w, nullptr, w.dim(0), out))
     return;
-  if (n > cuda::kGemvMaxRows || out.dtype != x.dtype) {
+  if (out.dtype != x.dtype) {
     Backend::norm_linear(x, norm, eps, w, bias, normed, out);
     return;
   }
@@ -262,7 +262,7 @@ void CudaBackend::norm_linear_swiglu(const Tensor& x, const Tensor& norm, float 
   check_2d(x, "norm_linear_swiglu", "x");
   check_2d(w, "norm_linear_swiglu", "w");
   const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0) / 2;
-  if (n > cuda::kGemvMaxRows || out.dtype != x.dtype) {
+  if (out.dtype != x.dtype) {
     Backend::norm_linear_swiglu(x, norm, eps, w, bias, normed, gate_up, out);
     return;
   }

@@ -129,6 +129,30 @@ __device__ __forceinline__ void poll_lane_words(const Word* at, int count, uint3
   }
 }
 
+// Polls the n words at[c * stride] (c < n <= B), and `extra` unless null,
+// until every one carries the epoch; all the loads of a round in flight
+// together.
+template <int B>
+__device__ __forceinline__ void poll_column(const Word* at, int stride, int n, const Word* extra, Word (&w)[B], Word& x,
+                                            uint32_t epoch, uint32_t poll_ns) {
+  uint32_t pending = (1u << n) - 1;
+  bool more = extra != nullptr;
+  SpinWatch watch{true};
+  for (;;) {
+#pragma unroll
+    for (int c = 0; c < B; ++c)
+      if (pending >> c & 1) w[c] = get_word(at + c * stride);
+    if (more) x = get_word(extra);
+#pragma unroll
+    for (int c = 0; c < B; ++c)
+      if ((pending >> c & 1) && current(w[c], epoch)) pending &= ~(1u << c);
+    if (more && current(x, epoch)) more = false;
+    if (!pending && !more) return;
+    watch.tick();
+    poll_pause(poll_ns);
+  }
+}
+
 // Output pairs: every thread of the warp calls this (it shuffles); a
 // thread whose `pair` is even and `valid` stores its value and that of the
 // thread `stride` lanes up (its pair + 1) as word `word`.

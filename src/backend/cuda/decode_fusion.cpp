@@ -69,8 +69,6 @@ void CudaBackend::init_decode_fusion() {
   if (const char* v = std::getenv("NATIVELM_DECODE_HOLD")) decode_hold_ = cluster_hold_ = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("NATIVELM_DECODE_INFLIGHT"); v && std::atol(v) > 0)
     decode_inflight_ = cluster_inflight_ = static_cast<uint32_t>(std::min(std::atol(v), 1L << 30));
-  if (const char* v = std::getenv("NATIVELM_GEMV_MAX_ROWS"); v && std::atol(v) >= 0)
-    gemv_max_rows_ = std::min<int64_t>(std::atol(v), cuda::kGemvMaxRows);
   if (const char* v = std::getenv("NATIVELM_DECODE_MIN_CHUNK"); v && std::atol(v) > 0)
     decode_min_chunk_ = static_cast<int32_t>(std::min(std::atol(v), 1L << 20));
   constexpr size_t kBarrierBytes = cuda::kBarrierWords * sizeof(uint32_t);

@@ -47,7 +47,22 @@ __global__ void argmax_slices(const float* logits, int vocab, float2* scratch) {
   const float* r = logits + static_cast<int64_t>(row) * vocab;
   float v = -FLT_MAX;
   int idx = INT_MAX;
-  for (int j = begin + threadIdx.x; j < end; j += blockDim.x) better(v, idx, r[j], j);
+  // kLoads values per thread asked for at once: the slice is read in one
+  // or two trips to L2 instead of one dependent trip per value.
+  constexpr int kLoads = 8;
+  for (int base = begin + threadIdx.x; base < end; base += kLoads * blockDim.x) {
+    float x[kLoads];
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      const int j = base + u * blockDim.x;
+      x[u] = j < end ? r[j] : -FLT_MAX;
+    }
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      const int j = base + u * blockDim.x;
+      if (j < end) better(v, idx, x[u], j);
+    }
+  }
   block_best(v, idx);
   if (threadIdx.x == 0) scratch[row * kArgmaxSlices + slice] = make_float2(v, __int_as_float(idx));
 }

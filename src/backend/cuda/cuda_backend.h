@@ -3,13 +3,14 @@
 // dtype on the way), activations and the KV cache in that dtype, our own
 // kernels for everything but the large matrix products (cuBLASLt), one
 // stream, and decode steps replayed as CUDA graphs per batch-size bucket.
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+
 #include <deque>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <cuda_runtime_api.h>
 
 #include "backend/backend.h"
 #include "backend/cuda/kernels.h"
@@ -18,6 +19,7 @@ namespace nativelm {
 namespace cuda {
 class Gemm;
 struct DecodeProgram;
+struct KvMaps;
 }
 
 class CudaBackend final : public Backend {
@@ -197,6 +199,21 @@ class CudaBackend final : public Backend {
                       const AttentionBatch& batch, float scale, Tensor& k_pool, Tensor& v_pool, Tensor& out);
   void flush_decode();
   std::unique_ptr<cuda::DecodeProgram> program_;
+  // The tensor maps of the pending program's attention ops (KvMaps), how
+  // many it has, and whether every one of them could be made; the maps made
+  // so far, by pool (with the shape they were made for).
+  std::unique_ptr<cuda::KvMaps> kv_maps_;
+  int kv_map_count_ = 0;
+  bool kv_maps_ok_ = true;
+  bool kv_box_ = true;  // NATIVELM_DECODE_KV_BOX=0: a bulk copy per cached position instead
+  struct KvMapEntry {
+    int64_t slots;
+    int kv_dim, head_dim;
+    bool ok;
+    CUtensorMap map;
+  };
+  std::map<const void*, KvMapEntry> kv_map_cache_;
+  bool kv_map(const Tensor& pool, int head_dim, CUtensorMap& out);
   bool fuse_decode_ = false;  // NATIVELM_DECODE_KERNEL=0 turns it off; off for shapes it cannot serve
   int decode_min_rows_ = 1;
   bool decode_rows_set_ = false;  // set_decode_program_rows (tests, =all): no width limit at one row

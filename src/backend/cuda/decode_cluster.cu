@@ -460,7 +460,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
     int q0, q1, cached;
     attn_sub(it, j, q0, q1, cached);
     const T* kv = j == 0 ? reinterpret_cast<const T*>(attn_first) + 2 * hd : reinterpret_cast<const T*>(front(ring));
-    if (it.active) attn_step<T>(p, it, kv, q1 - q0, cached, fresh_k, fresh_v, sc, acc, nullptr);
+    if (it.active) attn_step<T>(p, it, kv, q1 - q0, cached, cached, fresh_k, fresh_v, sc, acc, nullptr);
     pop(ring);
   }
 #pragma unroll

@@ -125,6 +125,17 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
 #endif
 }
 
+// A box of a 2-D tensor map (x innermost) to shared memory (128-byte aligned).
+__device__ __forceinline__ void bulk_box(void* dst, const void* map, int x, int y, uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          smem_addr(dst)),
+      "l"(map), "r"(x), "r"(y), "r"(smem_addr(bar))
+      : "memory");
+#endif
+}
+
 // --- the ring ---
 
 // Load n goes to slot n % kInflight: `full` completes a phase when its
@@ -168,8 +179,9 @@ struct Feeder {
   uint32_t size, cap;
   uint32_t head, issued, freed, landed;
 
-  __device__ unsigned char* reserve(uint32_t bytes, uint64_t*& bar, bool capped = true, bool held = true) {
-    uint32_t at = head;
+  __device__ unsigned char* reserve(uint32_t bytes, uint64_t*& bar, bool capped = true, bool held = true,
+                                    uint32_t align = 16) {
+    uint32_t at = (head + align - 1) / align * align;
     if (at % size + bytes > size) at += size - at % size;
     while (issued - freed >= kInflight || (freed < issued && at + bytes - sh.start[freed % kInflight] > size)) {
       bar_wait(&sh.empty[freed % kInflight], (freed / kInflight) & 1);
@@ -538,13 +550,14 @@ __device__ __forceinline__ void gemv_rows(bool dual, const RowsPlan& pl, const T
 
 // One load's positions: scores (a warp per position), the online softmax
 // step (a warp per head), then P V (a thread per (head, element)).
+// kv: the load's K rows (kv_rows of them, the first `cached` used), then its V rows.
 template <class T>
 __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem& it, const T* kv, int count,
-                                          int cached, const T* fresh_k, const T* fresh_v, Scratch& sc,
+                                          int cached, int kv_rows, const T* fresh_k, const T* fresh_v, Scratch& sc,
                                           float (&acc)[kPasses], unsigned long long* stamps) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, hd = p.head_dim, group = it.group;
   const T* ks = kv;
-  const T* vs = kv + cached * hd;
+  const T* vs = kv + kv_rows * hd;
   for (int i = warp; i < count; i += kWarps) {
     const T* krow = i < cached ? ks + i * hd : fresh_k;
     float kf[kMaxHd / 32];

@@ -69,6 +69,8 @@ void CudaBackend::init_decode_fusion() {
   if (const char* v = std::getenv("NATIVELM_DECODE_HOLD")) decode_hold_ = cluster_hold_ = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("NATIVELM_DECODE_INFLIGHT"); v && std::atol(v) > 0)
     decode_inflight_ = cluster_inflight_ = static_cast<uint32_t>(std::min(std::atol(v), 1L << 30));
+  if (const char* v = std::getenv("NATIVELM_DECODE_KV_BOX")) kv_box_ = std::strcmp(v, "0") != 0;
+  kv_maps_ = std::make_unique<cuda::KvMaps>();
   if (const char* v = std::getenv("NATIVELM_DECODE_MIN_CHUNK"); v && std::atol(v) > 0)
     decode_min_chunk_ = static_cast<int32_t>(std::min(std::atol(v), 1L << 20));
   constexpr size_t kBarrierBytes = cuda::kBarrierWords * sizeof(uint32_t);
@@ -153,7 +155,9 @@ bool CudaBackend::fuse_attention(const Tensor& qkv, const QkvLayout& layout, con
   const bool fits = decode_step_ && staged_here && qkv.dtype == act_ && out.dtype == act_;
   const bool other_layout = p.heads != 0 && (p.heads != heads || p.kv_heads != kv_heads || p.head_dim != hd ||
                                              p.scale != scale || p.inv_freq != device_floats(inv_freq));
-  if (!fits || (p.num_ops > 0 && p.rows != rows) || other_layout || p.num_ops == cuda::kMaxDecodeOps) flush_decode();
+  if (!fits || (p.num_ops > 0 && p.rows != rows) || other_layout || p.num_ops == cuda::kMaxDecodeOps ||
+      kv_map_count_ == cuda::kMaxKvMaps)
+    flush_decode();
   if (!fits) return false;
   const int splits = cuda::decode_attention_splits(rows, kv_heads, sm_count_);
   // Growing a buffer flushes what is pending (drop_recordings), so before
@@ -179,8 +183,12 @@ bool CudaBackend::fuse_attention(const Tensor& qkv, const QkvLayout& layout, con
   p.inv_freq = device_floats(inv_freq);
   p.partial = partial;
   p.counters = counters;
+  // Its pools' tensor maps, at its index among the program's attention ops.
+  const int map_index = kv_map_count_++;
+  kv_maps_ok_ = kv_maps_ok_ && s.page_size % cuda::kKvBoxRows == 0 && kv_map(k_pool, hd, kv_maps_->k[map_index]) &&
+                kv_map(v_pool, hd, kv_maps_->v[map_index]);
   p.ops[p.num_ops++] = cuda::DecodeOp{cuda::kOpAttention,
-                                      0,
+                                      map_index,
                                       0,
                                       eps,
                                       qkv.data,
@@ -194,6 +202,20 @@ bool CudaBackend::fuse_attention(const Tensor& qkv, const QkvLayout& layout, con
   return true;
 }
 
+bool CudaBackend::kv_map(const Tensor& pool, int head_dim, CUtensorMap& out) {
+  const int64_t slots = pool.dim(0);
+  const int kv_dim = static_cast<int>(pool.dim(1));
+  auto it = kv_map_cache_.find(pool.data);
+  if (it == kv_map_cache_.end() || it->second.slots != slots || it->second.kv_dim != kv_dim ||
+      it->second.head_dim != head_dim) {
+    KvMapEntry e{slots, kv_dim, head_dim, false, {}};
+    e.ok = cuda::make_kv_map(e.map, pool.data, slots, kv_dim, head_dim);
+    it = kv_map_cache_.insert_or_assign(pool.data, e).first;
+  }
+  out = it->second.map;
+  return it->second.ok;
+}
+
 void CudaBackend::flush_decode() {
   if (!program_ || program_->num_ops == 0) return;
   cuda::DecodeProgram& p = *program_;
@@ -205,8 +227,14 @@ void CudaBackend::flush_decode() {
   // Emptied whatever the launch does: a failed launch must not leave its ops pending.
   struct Reset {
     cuda::DecodeProgram& p;
-    ~Reset() { p.num_ops = p.heads = p.max_k = 0; }
-  } reset{p};
+    CudaBackend& b;
+    ~Reset() {
+      p.num_ops = p.heads = p.max_k = 0;
+      b.kv_map_count_ = 0;
+      b.kv_maps_ok_ = true;
+    }
+  } reset{p, *this};
+  p.kv_box = kv_box_ && kv_maps_ok_ ? 1 : 0;
   ++decode_programs_;
   p.flags = nullptr;
   if (decode_flags_) {
@@ -219,7 +247,7 @@ void CudaBackend::flush_decode() {
     if (trace_) write_decode_trace(p.clusters * p.cluster);
     return;
   }
-  cuda::run_decode_program(ty(act_), p, sm_count_, stream_);
+  cuda::run_decode_program(ty(act_), p, *kv_maps_, sm_count_, stream_);
   if (p.flags) ++decode_flagged_programs_;
   if (trace_) write_decode_trace(sm_count_);
 }

@@ -58,7 +58,8 @@ __device__ __forceinline__ AttnItem make_attn_item(const DecodeProgram& p) {
   const SeqInfo si = p.seqs[p.row_seq[it.row]];
   it.visible = si.kv_len;
   it.page_off = si.page_off;
-  const int chunk = max((it.visible + p.splits - 1) / p.splits, p.min_chunk);
+  int chunk = max((it.visible + p.splits - 1) / p.splits, p.min_chunk);
+  if (p.kv_box) chunk = (chunk + kKvBoxRows - 1) / kKvBoxRows * kKvBoxRows;
   it.used = (it.visible + chunk - 1) / chunk;
   if (it.chunk >= it.used) return it;
   it.active = true;
@@ -72,8 +73,15 @@ __device__ __forceinline__ AttnItem make_attn_item(const DecodeProgram& p) {
 // weights (GEMV with a norm: [k]; attention: q_norm then k_norm, [head_dim]
 // each, room kept for both).
 __device__ __forceinline__ uint32_t prefix_bytes(const DecodeProgram& p, const DecodeOp& op) {
-  if (op.kind == kOpAttention) return static_cast<uint32_t>(4 * p.head_dim);
+  // Attention: the boxes after the norms start 128-byte aligned (the load is).
+  if (op.kind == kOpAttention)
+    return static_cast<uint32_t>(p.kv_box ? (4 * p.head_dim + 127) / 128 * 128 : 4 * p.head_dim);
   return op.kind == kOpGemvAdd ? 0u : static_cast<uint32_t>(op.k * 2);
+}
+
+// The K (and V) rows an attention load's boxes bring for `cached` positions.
+__device__ __forceinline__ int kv_rows(const DecodeProgram& p, int cached) {
+  return p.kv_box ? (cached + kKvBoxRows - 1) / kKvBoxRows * kKvBoxRows : cached;
 }
 
 // The ring space load j takes.
@@ -83,7 +91,7 @@ __device__ __forceinline__ uint32_t load_bytes(const DecodeProgram& p, const Dec
   if (op.kind == kOpAttention) {
     int q0, q1, cached;
     attn_sub(item, j, q0, q1, cached);
-    return prefix + static_cast<uint32_t>(2 * cached * p.head_dim * 2);
+    return prefix + static_cast<uint32_t>(2 * kv_rows(p, cached) * p.head_dim * 2);
   }
   const int rows = min(s.rows_per_load, s.r1 - s.r0 - j * s.rows_per_load);
   return prefix + static_cast<uint32_t>(rows * padded(op.k) * 2 * (op.kind == kOpGemvNormSwiglu ? 2 : 1));
@@ -93,8 +101,9 @@ __device__ __forceinline__ uint32_t load_bytes(const DecodeProgram& p, const Dec
 // the first (prefix_bytes), then weight rows (gate rows, then up rows), or
 // the K rows then the V rows of the cached positions of an attention chunk.
 template <class T>
-__device__ __forceinline__ void issue_load(const DecodeProgram& p, const DecodeOp& op, const GemvSpan& s, int j,
-                                           unsigned char* dst, uint64_t* bar, const AttnItem& it) {
+__device__ __forceinline__ void issue_load(const DecodeProgram& p, const KvMaps& maps, const DecodeOp& op,
+                                           const GemvSpan& s, int j, unsigned char* dst, uint64_t* bar,
+                                           const AttnItem& it) {
   const int lane = threadIdx.x % 32;
   if (op.kind == kOpAttention) {
     int q0, q1, cached;
@@ -102,15 +111,26 @@ __device__ __forceinline__ void issue_load(const DecodeProgram& p, const DecodeO
     const int hd = p.head_dim, kv_dim = p.kv_heads * hd;
     const uint32_t norm_bytes = hd * sizeof(T);
     const bool norms = j == 0;
+    const int krows = kv_rows(p, cached);
     if (lane == 0)
-      bar_expect(bar, 2 * cached * norm_bytes + (norms && op.nw ? norm_bytes : 0) + (norms && op.w ? norm_bytes : 0));
+      bar_expect(bar, 2 * krows * norm_bytes + (norms && op.nw ? norm_bytes : 0) + (norms && op.w ? norm_bytes : 0));
     if (norms) {
       if (lane == 0 && op.nw) bulk_copy(dst, op.nw, norm_bytes, bar);
       if (lane == 1 && op.w) bulk_copy(dst + norm_bytes, op.w, norm_bytes, bar);
-      dst += 2 * norm_bytes;
+      dst += prefix_bytes(p, op);
     }
     T* k_dst = reinterpret_cast<T*>(dst);
-    T* v_dst = k_dst + cached * hd;
+    T* v_dst = k_dst + krows * hd;
+    if (p.kv_box) {
+      // A box per kKvBoxRows positions (q0 is a multiple; a box stays in its page).
+      for (int b = lane; b * kKvBoxRows < cached; b += 32) {
+        const int pos = q0 + b * kKvBoxRows;
+        const int slot = p.pages[it.page_off + pos / p.page_size] * p.page_size + pos % p.page_size;
+        bulk_box(k_dst + b * kKvBoxRows * hd, &maps.k[op.m], it.kvh * hd, slot, bar);
+        bulk_box(v_dst + b * kKvBoxRows * hd, &maps.v[op.m], it.kvh * hd, slot, bar);
+      }
+      return;
+    }
     for (int r = lane; r < cached; r += 32) {
       const int pos = q0 + r;
       const int64_t slot = int64_t{p.pages[it.page_off + pos / p.page_size]} * p.page_size + pos % p.page_size;
@@ -145,7 +165,7 @@ __device__ __forceinline__ void issue_load(const DecodeProgram& p, const DecodeO
 // after an op queue megabytes of reads, and the grid barrier's few
 // requests wait behind them.
 template <class T>
-__device__ void produce(const DecodeProgram& p, RingShared& sh, unsigned char* base, uint32_t size,
+__device__ void produce(const DecodeProgram& p, const KvMaps& maps, RingShared& sh, unsigned char* base, uint32_t size,
                         const GemvSpan* spans, const AttnItem& it, unsigned long long* trace) {
   Feeder f{sh, base, size, p.inflight_bytes, 0, 0, 0, 0};
   for (int i = 0; i < p.num_ops; ++i) {
@@ -157,13 +177,14 @@ __device__ void produce(const DecodeProgram& p, RingShared& sh, unsigned char* b
       // whose rows land late holds up the merge, hence the whole step
       // (measured at 576 positions: 1,147 -> 1,205 tok/s).
       const bool weights = op.kind != kOpAttention;
-      unsigned char* dst = f.reserve(load_bytes(p, op, spans[i], j, it), bar, weights, weights);
+      unsigned char* dst =
+          f.reserve(load_bytes(p, op, spans[i], j, it), bar, weights, weights, !weights && p.kv_box ? 128 : 16);
       if (trace && j == 0 && threadIdx.x % 32 == 0) {
         unsigned long long ns;
         asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(ns));
         trace[int64_t{i} * gridDim.x * kTraceStamps + 7] = ns;
       }
-      issue_load<T>(p, op, spans[i], j, dst, bar, it);
+      issue_load<T>(p, maps, op, spans[i], j, dst, bar, it);
       __syncwarp();
     }
   }
@@ -669,9 +690,9 @@ __device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_inde
   for (int j = 0; j < it.loads; ++j) {
     int q0, q1, cached;
     attn_sub(it, j, q0, q1, cached);
-    const T* kv =
-        j == 0 ? reinterpret_cast<const T*>(first_load) + 2 * p.head_dim : reinterpret_cast<const T*>(front(ring));
-    attn_step<T>(p, it, kv, q1 - q0, cached, fresh_k, fresh_v, sc, acc, j == 0 ? ring.op_stamps : nullptr);
+    const T* kv = reinterpret_cast<const T*>(j == 0 ? first_load + prefix_bytes(p, op) : front(ring));
+    attn_step<T>(p, it, kv, q1 - q0, cached, kv_rows(p, cached), fresh_k, fresh_v, sc, acc,
+                 j == 0 ? ring.op_stamps : nullptr);
     if (j == 0) fine_stamp(ring.op_stamps, 10);
     if (j == it.loads - 1) hold_producer(p, ring);
     pop(ring);
@@ -684,7 +705,8 @@ __device__ __forceinline__ void attention_op(const DecodeProgram& p, int op_inde
 
 template <class T, int N, bool F>
 __global__ void __launch_bounds__(kBlockThreads, 1)
-    decode_kernel(const __grid_constant__ DecodeProgram params, uint32_t xs_bytes, uint32_t ring_bytes) {
+    decode_kernel(const __grid_constant__ DecodeProgram params, const __grid_constant__ KvMaps maps, uint32_t xs_bytes,
+                  uint32_t ring_bytes) {
   // The program is read over and over at run-time indices: from shared
   // memory, not through the constant cache (which misses on 10+ KB).
   __shared__ __align__(16) DecodeProgram p;
@@ -694,7 +716,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     for (int i = threadIdx.x; i < static_cast<int>(sizeof(DecodeProgram) / 16); i += kBlockThreads) dst[i] = src[i];
     __syncthreads();
   }
-  extern __shared__ uint4 smem[];
+  extern __shared__ __align__(128) uint4 smem[];
   __shared__ Scratch sc;
   // fresh K, fresh V, then a staging row per warp job (attn_prepare).
   __shared__ __align__(16) T fresh[(kMaxGroup + 4) * kMaxHd];
@@ -719,7 +741,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   __syncthreads();
   unsigned char* ring_base = reinterpret_cast<unsigned char*>(smem) + xs_bytes;
   unsigned long long* trace = p.trace ? p.trace + int64_t{blockIdx.x} * kTraceStamps : nullptr;
-  if (threadIdx.x >= kThreads) return produce<T>(p, ring_sh, ring_base, ring_bytes, spans, item, trace);
+  if (threadIdx.x >= kThreads) return produce<T>(p, maps, ring_sh, ring_base, ring_bytes, spans, item, trace);
 
   Ring ring{ring_base, ring_bytes, 0, &ring_sh, &item, spans, trace, 0, nullptr};
   uint32_t passes = 0;
@@ -747,7 +769,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
 }
 
 template <class T, int N, bool F>
-void launch(const DecodeProgram& p, int blocks, cudaStream_t s) {
+void launch(const DecodeProgram& p, const KvMaps& maps, int blocks, cudaStream_t s) {
   auto kernel = decode_kernel<T, N, F>;
   static const int dynamic = [&] {
     int dev = 0, optin = 0;
@@ -759,8 +781,9 @@ void launch(const DecodeProgram& p, int blocks, cudaStream_t s) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     return bytes;
   }();
-  const uint32_t xs_bytes = static_cast<uint32_t>(N * padded(p.max_k) * 2);
-  const uint32_t ring_bytes = (static_cast<uint32_t>(dynamic) - xs_bytes) / 16 * 16;
+  // The ring starts and ends 128-byte aligned (K/V boxes land at such addresses).
+  const uint32_t xs_bytes = static_cast<uint32_t>(N * padded(p.max_k) * 2 + 127) / 128 * 128;
+  const uint32_t ring_bytes = (static_cast<uint32_t>(dynamic) - xs_bytes) / 128 * 128;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(blocks);
   cfg.blockDim = dim3(kBlockThreads);
@@ -773,27 +796,27 @@ void launch(const DecodeProgram& p, int blocks, cudaStream_t s) {
   attr[0].val.cooperative = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  check_cuda(cudaLaunchKernelEx(&cfg, kernel, p, xs_bytes, ring_bytes), "decode kernel launch");
+  check_cuda(cudaLaunchKernelEx(&cfg, kernel, p, maps, xs_bytes, ring_bytes), "decode kernel launch");
 }
 
 template <class T, bool F>
-void launch_rows(const DecodeProgram& p, int blocks, cudaStream_t s) {
+void launch_rows(const DecodeProgram& p, const KvMaps& maps, int blocks, cudaStream_t s) {
   switch (decode_rows_bucket(p.rows)) {
     case 1:
-      return launch<T, 1, F>(p, blocks, s);
+      return launch<T, 1, F>(p, maps, blocks, s);
     case 2:
-      return launch<T, 2, F>(p, blocks, s);
+      return launch<T, 2, F>(p, maps, blocks, s);
     case 4:
-      return launch<T, 4, F>(p, blocks, s);
+      return launch<T, 4, F>(p, maps, blocks, s);
     default:
-      return launch<T, 8, F>(p, blocks, s);
+      return launch<T, 8, F>(p, maps, blocks, s);
   }
 }
 
 template <class T>
-void launch_program(const DecodeProgram& p, int blocks, cudaStream_t s) {
-  if (p.flags) return launch_rows<T, true>(p, blocks, s);
-  launch_rows<T, false>(p, blocks, s);
+void launch_program(const DecodeProgram& p, const KvMaps& maps, int blocks, cudaStream_t s) {
+  if (p.flags) return launch_rows<T, true>(p, maps, blocks, s);
+  launch_rows<T, false>(p, maps, blocks, s);
 }
 
 bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -817,13 +840,38 @@ int decode_attention_splits(int rows, int kv_heads, int blocks) {
   return std::clamp(blocks / (rows * kv_heads), 1, kMaxMergeChunks);
 }
 
-void run_decode_program(Ty t, const DecodeProgram& p, int blocks, cudaStream_t s) {
+void run_decode_program(Ty t, const DecodeProgram& p, const KvMaps& maps, int blocks, cudaStream_t s) {
   if (p.num_ops == 0) return;
   if (t == Ty::F16) {
-    launch_program<__half>(p, blocks, s);
+    launch_program<__half>(p, maps, blocks, s);
   } else {
-    launch_program<__nv_bfloat16>(p, blocks, s);
+    launch_program<__nv_bfloat16>(p, maps, blocks, s);
   }
+}
+
+bool make_kv_map(CUtensorMap& map, const void* pool, int64_t slots, int kv_dim, int head_dim) {
+  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                              const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                              CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  static const Encode encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+      fn = nullptr;
+    return reinterpret_cast<Encode>(fn);
+  }();
+  if (encode == nullptr || reinterpret_cast<uintptr_t>(pool) % 16 != 0 || kv_dim % 8 != 0 || head_dim % 8 != 0)
+    return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(kv_dim), static_cast<cuuint64_t>(slots)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(kv_dim) * 2};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(head_dim), static_cast<cuuint32_t>(kKvBoxRows)};
+  const cuuint32_t elem[2] = {1, 1};
+  // 16-bit values as such (the copy moves bytes; bf16 and f16 alike).
+  return encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<void*>(pool), dims, strides, box, elem,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
 }  // namespace nativelm::cuda

@@ -10,6 +10,8 @@
 // one kernel every block streams its share of the weights of the ops ahead
 // through a shared-memory ring, so the weights keep arriving while the
 // blocks wait at the grid barrier between two ops.
+#include <cuda.h>
+
 #include <cstdint>
 
 #include "backend/cuda/kernels.h"
@@ -126,8 +128,27 @@ struct alignas(16) DecodeProgram {
   // (1), or by the last chunk to finish, counted with an atomic (0).
   int32_t flag_merge;
   uint32_t poll_ns;  // flagged: pause after a poll that found stale words
+  // Cached K/V rows come as boxes of kKvBoxRows positions through the
+  // tensor maps of KvMaps (chunks start at multiples of kKvBoxRows), not
+  // a bulk copy per position (0: the pages are not whole boxes).
+  int32_t kv_box;
   DecodeOp ops[kMaxDecodeOps];
 };
+
+// Positions per box of a KV pool's tensor map: a box is one kv head's rows
+// of kKvBoxRows consecutive slots, within one page (page_size a multiple).
+constexpr int kKvBoxRows = 8;
+// The tensor maps of the K and V pools of a program's attention ops, in op
+// order (DecodeOp::m of an attention op is its index here). A kernel
+// parameter of its own: the program is copied to shared memory, these are
+// read where they are.
+constexpr int kMaxKvMaps = kMaxDecodeOps / 5;
+struct KvMaps {
+  CUtensorMap k[kMaxKvMaps], v[kMaxKvMaps];
+};
+// A tensor map of boxes of kKvBoxRows x head_dim over a pool of `slots`
+// rows of kv_dim 16-bit values; false where the driver cannot make one.
+bool make_kv_map(CUtensorMap& map, const void* pool, int64_t slots, int kv_dim, int head_dim);
 
 // Makes p a flagged program for a launch on `blocks` blocks with values of
 // elem_bytes: sets each op's src, old_src, region and bits, and returns
@@ -150,7 +171,7 @@ bool decode_attention_fits(Ty t, int rows, int heads, int kv_heads, int head_dim
 int decode_attention_splits(int rows, int kv_heads, int blocks);
 // Launches the program on `blocks` (one per multiprocessor) blocks that all
 // run at once; throws nativelm::Error if the launch fails.
-void run_decode_program(Ty t, const DecodeProgram& p, int blocks, cudaStream_t s);
+void run_decode_program(Ty t, const DecodeProgram& p, const KvMaps& maps, int blocks, cudaStream_t s);
 
 // The cluster kernel (decode_cluster.cu) runs a one-row program of whole
 // layers with a cluster of blocks per kv head, and more clusters where

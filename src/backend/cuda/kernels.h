@@ -154,7 +154,7 @@ void sample(const float* logits, int rows, int vocab, const SampleRow* picks, in
 
 // out[i] = first index of the maximum of logits[i, :]. scratch holds
 // rows * kArgmaxSlices (value, index) pairs.
-constexpr int kArgmaxSlices = 64;
+constexpr int kArgmaxSlices = 128;
 void argmax(const float* logits, int rows, int vocab, int32_t* out, float2* scratch, cudaStream_t s);
 
 }  // namespace nativelm::cuda

@@ -431,9 +431,8 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
   }
   for (int job = warp; job < G + 2; job += kWarps) {
     if (job < G) {
-      float* dst = sc.sq + job * hd;
-      norm_rope_head(hv + job * hd, q_norm, at.eps, rot, hd,
-                     [&](int j, float v) { dst[j] = round_to<T>(v) * p.scale; });
+      T* dst = reinterpret_cast<T*>(sc.sq) + job * hd;
+      norm_rope_head(hv + job * hd, q_norm, at.eps, rot, hd, [&](int j, float v) { dst[j] = from_f<T>(v); });
     } else if (job == G) {
       norm_rope_head(hv + G * hd, k_norm, at.eps, rot, hd, [&](int j, float v) { fresh_k[j] = from_f<T>(v); });
     } else {

@@ -461,8 +461,8 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
     }
     __syncwarp();
     if (job < group) {
-      float* dst = sc.sq + job * hd;
-      norm_rope_head(head, q_norm, op.eps, rot, hd, [&](int j, float v) { dst[j] = round_to<T>(v) * p.scale; });
+      T* dst = reinterpret_cast<T*>(sc.sq) + job * hd;
+      norm_rope_head(head, q_norm, op.eps, rot, hd, [&](int j, float v) { dst[j] = from_f<T>(v); });
     } else if (job == group) {
       norm_rope_head(head, k_norm, op.eps, rot, hd, [&](int j, float v) { fresh_k[j] = from_f<T>(v); });
     } else {

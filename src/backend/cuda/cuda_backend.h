@@ -242,7 +242,14 @@ class CudaBackend final : public Backend {
   // at 1 row (157 tok/s against 149), ties at 2, and loses at 4 (468 against
   // 540) and 8 rows (276 against 1,105).
   int64_t gemv_max_rows_ = 2;
-  int32_t decode_min_chunk_ = 16;         // attention positions per chunk at least (decode kernel)
+  // Attention positions per chunk at least (decode kernel), and up to how
+  // many positions one row's attention is a single chunk (one load, no
+  // merge). Measured on an H100 (docs/benchmarks.md, 2026-11-24): one chunk
+  // up to 128 positions at batch 1 (60/10 +3% against chunks of 16); at
+  // least 64 a chunk was level at batch 1 beyond that, +1% at batch 8 and
+  // -3% at batch 4.
+  int32_t decode_min_chunk_ = 16;
+  int32_t decode_one_chunk_ = 128;
   int64_t decode_programs_ = 0;
   bool decode_flags_ = true;
   bool flag_merge_ = true;  // DecodeProgram::flag_merge (NATIVELM_DECODE_FLAG_MERGE=0 for comparisons)

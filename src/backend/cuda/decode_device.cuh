@@ -19,7 +19,7 @@ constexpr int kThreads = kDecodeComputeThreads, kWarps = kThreads / 32, kBlockTh
 constexpr int kLogWarps = kWarps == 16 ? 4 : kWarps == 8 ? 3 : -1;
 static_assert(kLogWarps > 0 && kWarps == 1 << kLogWarps, "warps per block: a power of two");
 constexpr int kInflight = 8;   // loads in flight per block at most
-constexpr int kSubChunk = 64;  // attention positions per load
+constexpr int kSubChunk = 128;  // attention positions per load
 constexpr int kMaxGroup = 8;   // query heads per kv head
 constexpr int kMaxHd = 128;
 // Passes of the threads over the (query head, element) pairs of a kv head.
@@ -621,14 +621,22 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem
   csync();
   if (warp < group) {
     const int g = warp;
-    const float v0 = lane < count ? sc.score[g][lane] : -INFINITY;
-    const float v1 = lane + 32 < count ? sc.score[g][lane + 32] : -INFINITY;
-    const float m_old = sc.m[g], m_new = fmaxf(m_old, warp_max(fmaxf(v0, v1)));
-    const float e0 = lane < count ? __expf(v0 - m_new) : 0.0f;
-    const float e1 = lane + 32 < count ? __expf(v1 - m_new) : 0.0f;
-    if (lane < count) sc.score[g][lane] = e0;
-    if (lane + 32 < count) sc.score[g][lane + 32] = e1;
-    const float sum = warp_sum(e0 + e1);
+    constexpr int kPer = kSubChunk / 32;
+    float v[kPer], mx = -INFINITY, part = 0.0f;
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      v[u] = lane + 32 * u < count ? sc.score[g][lane + 32 * u] : -INFINITY;
+      mx = fmaxf(mx, v[u]);
+    }
+    const float m_old = sc.m[g], m_new = fmaxf(m_old, warp_max(mx));
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      if (lane + 32 * u >= count) break;
+      const float e = __expf(v[u] - m_new);
+      sc.score[g][lane + 32 * u] = e;
+      part += e;
+    }
+    const float sum = warp_sum(part);
     if (lane == 0) {
       const float corr = __expf(m_old - m_new);
       sc.corr[g] = corr;

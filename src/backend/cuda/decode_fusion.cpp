@@ -73,6 +73,8 @@ void CudaBackend::init_decode_fusion() {
   kv_maps_ = std::make_unique<cuda::KvMaps>();
   if (const char* v = std::getenv("NATIVELM_DECODE_MIN_CHUNK"); v && std::atol(v) > 0)
     decode_min_chunk_ = static_cast<int32_t>(std::min(std::atol(v), 1L << 20));
+  if (const char* v = std::getenv("NATIVELM_DECODE_ONE_CHUNK"))
+    decode_one_chunk_ = static_cast<int32_t>(std::clamp(std::atol(v), 0L, 1L << 20));
   constexpr size_t kBarrierBytes = cuda::kBarrierWords * sizeof(uint32_t);
   decode_barrier_ = static_cast<uint32_t*>(device_alloc(kBarrierBytes, "decode kernel barrier"));
   check_cuda(cudaMemset(decode_barrier_, 0, kBarrierBytes), "decode kernel barrier");
@@ -223,6 +225,7 @@ void CudaBackend::flush_decode() {
   p.inflight_bytes = decode_inflight_;
   p.hold = decode_hold_ ? 1 : 0;
   p.min_chunk = decode_min_chunk_;
+  p.one_chunk = decode_one_chunk_;
   p.trace = trace_;
   // Emptied whatever the launch does: a failed launch must not leave its ops pending.
   struct Reset {

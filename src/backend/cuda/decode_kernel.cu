@@ -59,6 +59,7 @@ __device__ __forceinline__ AttnItem make_attn_item(const DecodeProgram& p) {
   it.visible = si.kv_len;
   it.page_off = si.page_off;
   int chunk = max((it.visible + p.splits - 1) / p.splits, p.min_chunk);
+  if (p.rows == 1 && it.visible <= p.one_chunk) chunk = it.visible;
   if (p.kv_box) chunk = (chunk + kKvBoxRows - 1) / kKvBoxRows * kKvBoxRows;
   it.used = (it.visible + chunk - 1) / chunk;
   if (it.chunk >= it.used) return it;

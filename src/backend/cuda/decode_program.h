@@ -97,6 +97,7 @@ struct alignas(16) DecodeProgram {
   uint32_t inflight_bytes;  // ring bytes a block may have on their way at once
   int32_t hold;             // the producer pauses between an op's last load and the next op's staging
   int32_t min_chunk;        // attention positions per (row, kv head) chunk at least
+  int32_t one_chunk;        // one-row programs: up to this many positions are one chunk (no merge)
   const int32_t* positions;  // [rows]
   const int32_t* slots;      // [rows]
   const int32_t* row_seq;    // [rows]

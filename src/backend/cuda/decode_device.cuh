@@ -383,7 +383,7 @@ struct Scratch {
   float part[kWarps][16][kMaxDecodeRows];  // each warp's sums: its tile's 16 rows by the input rows
   float rot_cs[kMaxDecodeRows][kMaxHd / 2], rot_sn[kMaxDecodeRows][kMaxHd / 2];  // per row, from the kernel's start
   alignas(16) float sq[kMaxGroup * kMaxHd];  // the q heads (T, rounded as the prepare kernel writes them)
-  float score[kMaxGroup][kSubChunk];                                             // scores, then probabilities
+  alignas(16) float score[kMaxGroup][kSubChunk];  // scores, then probabilities
   float m[kMaxGroup], l[kMaxGroup], corr[kMaxGroup];
   float merge_ml[2][kMaxGroup][kMergeBatch];  // a flagged merge's batch of chunk maxima and sums
   int ticket;
@@ -650,17 +650,21 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem
   for (int h = 0; h < kPasses; ++h) {
     const int t = threadIdx.x + h * kThreads, g = fast_div(t, it.by_hd), d = t - g * hd;
     if (g >= group) break;
-    // Two sums: one chain of dependent adds would wait on each load in turn.
+    // Four sums (one chain of dependent adds would wait on each load in
+    // turn), and four probabilities a load.
     const float* sg = sc.score[g];
-    float a = acc[h] * sc.corr[g], b = 0.0f;
+    float a = acc[h] * sc.corr[g], b = 0.0f, c = 0.0f, e = 0.0f;
     int i = 0;
-#pragma unroll 2
-    for (; i + 1 < cached; i += 2) {
-      a += sg[i] * to_f(vs[i * hd + d]);
-      b += sg[i + 1] * to_f(vs[(i + 1) * hd + d]);
+    for (; i + 3 < cached; i += 4) {
+      const float4 s4 = *reinterpret_cast<const float4*>(sg + i);
+      const T* v = vs + i * hd + d;
+      a += s4.x * to_f(v[0]);
+      b += s4.y * to_f(v[hd]);
+      c += s4.z * to_f(v[2 * hd]);
+      e += s4.w * to_f(v[3 * hd]);
     }
     for (; i < count; ++i) a += sg[i] * to_f(i < cached ? vs[i * hd + d] : fresh_v[d]);
-    acc[h] = a + b;
+    acc[h] = (a + b) + (c + e);
   }
 }
 

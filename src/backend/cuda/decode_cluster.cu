@@ -431,7 +431,7 @@ __device__ void attention_step(const DecodeProgram& p, const Share& s, int l, Ri
   }
   for (int job = warp; job < G + 2; job += kWarps) {
     if (job < G) {
-      T* dst = reinterpret_cast<T*>(sc.sq) + job * hd;
+      T* dst = reinterpret_cast<T*>(sc.q) + job * hd;
       norm_rope_head(hv + job * hd, q_norm, at.eps, rot, hd, [&](int j, float v) { dst[j] = from_f<T>(v); });
     } else if (job == G) {
       norm_rope_head(hv + G * hd, k_norm, at.eps, rot, hd, [&](int j, float v) { fresh_k[j] = from_f<T>(v); });

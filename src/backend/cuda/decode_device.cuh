@@ -47,6 +47,12 @@ struct GemvSpan {
 // what the shared-memory bandwidth needs).
 __host__ __device__ constexpr int padded(int k) { return k % 64 == 0 ? k + 32 : k; }
 
+// x rounded up to a multiple of m.
+template <class I>
+__host__ __device__ constexpr I round_up(I x, I m) {
+  return (x + m - 1) / m * m;
+}
+
 // n / d for n, d < 2^16 by a multiply: magic = (2^32 - 1) / d + 1 (one
 // division per op instead of one per use; the integer division is a
 // subroutine of ~25 dependent instructions).
@@ -181,7 +187,7 @@ struct Feeder {
 
   __device__ unsigned char* reserve(uint32_t bytes, uint64_t*& bar, bool capped = true, bool held = true,
                                     uint32_t align = 16) {
-    uint32_t at = (head + align - 1) / align * align;
+    uint32_t at = round_up(head, align);
     if (at % size + bytes > size) at += size - at % size;
     while (issued - freed >= kInflight || (freed < issued && at + bytes - sh.start[freed % kInflight] > size)) {
       bar_wait(&sh.empty[freed % kInflight], (freed / kInflight) & 1);
@@ -382,7 +388,7 @@ struct Scratch {
   float old[kThreads];                     // kAdd: the residual values this block's outputs add to
   float part[kWarps][16][kMaxDecodeRows];  // each warp's sums: its tile's 16 rows by the input rows
   float rot_cs[kMaxDecodeRows][kMaxHd / 2], rot_sn[kMaxDecodeRows][kMaxHd / 2];  // per row, from the kernel's start
-  alignas(16) float sq[kMaxGroup * kMaxHd];  // the q heads (T, rounded as the prepare kernel writes them)
+  alignas(16) uint16_t q[kMaxGroup * kMaxHd];  // the q heads in T (16-bit), rounded as the prepare kernel rounds them
   alignas(16) float score[kMaxGroup][kSubChunk];  // scores, then probabilities
   float m[kMaxGroup], l[kMaxGroup], corr[kMaxGroup];
   float merge_ml[2][kMaxGroup][kMergeBatch];  // a flagged merge's batch of chunk maxima and sums
@@ -562,8 +568,8 @@ __device__ __forceinline__ void gemv_rows(bool dual, const RowsPlan& pl, const T
   gemv_load<T, N>(pl, ws, xs, sc, stamps, [&] { gemv_epilogue<T, N>(dual, pl, rows, sc, stamps, store); });
 }
 
-// One load's positions: scores (a warp per position), the online softmax
-// step (a warp per head), then P V (a thread per (head, element)).
+// One load's positions: scores (a warp per 16 positions), the online
+// softmax step (a warp per head), then P V (a thread per (head, element)).
 // kv: the load's K rows (kv_rows of them, the first `cached` used), then its V rows.
 template <class T>
 __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem& it, const T* kv, int count,
@@ -579,7 +585,7 @@ __device__ __forceinline__ void attn_step(const DecodeProgram& p, const AttnItem
   // A shuffle sum per (position, head) was a chain of dependent steps:
   // ~2.7 us for 64 positions.
   {
-    const T* qs = reinterpret_cast<const T*>(sc.sq);
+    const T* qs = reinterpret_cast<const T*>(sc.q);
     const int g = lane / 4, t = lane % 4;
     for (int tile = warp; tile * 16 < count; tile += kWarps) {
       const int ra = min(tile * 16 + g, count - 1), rb = min(tile * 16 + g + 8, count - 1);

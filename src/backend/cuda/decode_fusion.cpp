@@ -187,8 +187,8 @@ bool CudaBackend::fuse_attention(const Tensor& qkv, const QkvLayout& layout, con
   p.counters = counters;
   // Its pools' tensor maps, at its index among the program's attention ops.
   const int map_index = kv_map_count_++;
-  kv_maps_ok_ = kv_maps_ok_ && s.page_size % cuda::kKvBoxRows == 0 && kv_map(k_pool, hd, kv_maps_->k[map_index]) &&
-                kv_map(v_pool, hd, kv_maps_->v[map_index]);
+  kv_maps_ok_ = kv_maps_ok_ && kv_box_ && s.page_size % cuda::kKvBoxRows == 0 &&
+                kv_map(k_pool, hd, kv_maps_->k[map_index]) && kv_map(v_pool, hd, kv_maps_->v[map_index]);
   p.ops[p.num_ops++] = cuda::DecodeOp{cuda::kOpAttention,
                                       map_index,
                                       0,
@@ -237,7 +237,7 @@ void CudaBackend::flush_decode() {
       b.kv_maps_ok_ = true;
     }
   } reset{p, *this};
-  p.kv_box = kv_box_ && kv_maps_ok_ ? 1 : 0;
+  p.kv_box = kv_maps_ok_ ? 1 : 0;
   ++decode_programs_;
   p.flags = nullptr;
   if (decode_flags_) {

@@ -60,7 +60,7 @@ __device__ __forceinline__ AttnItem make_attn_item(const DecodeProgram& p) {
   it.page_off = si.page_off;
   int chunk = max((it.visible + p.splits - 1) / p.splits, p.min_chunk);
   if (p.rows == 1 && it.visible <= p.one_chunk) chunk = it.visible;
-  if (p.kv_box) chunk = (chunk + kKvBoxRows - 1) / kKvBoxRows * kKvBoxRows;
+  if (p.kv_box) chunk = round_up(chunk, kKvBoxRows);
   it.used = (it.visible + chunk - 1) / chunk;
   if (it.chunk >= it.used) return it;
   it.active = true;
@@ -75,14 +75,13 @@ __device__ __forceinline__ AttnItem make_attn_item(const DecodeProgram& p) {
 // each, room kept for both).
 __device__ __forceinline__ uint32_t prefix_bytes(const DecodeProgram& p, const DecodeOp& op) {
   // Attention: the boxes after the norms start 128-byte aligned (the load is).
-  if (op.kind == kOpAttention)
-    return static_cast<uint32_t>(p.kv_box ? (4 * p.head_dim + 127) / 128 * 128 : 4 * p.head_dim);
+  if (op.kind == kOpAttention) return static_cast<uint32_t>(p.kv_box ? round_up(4 * p.head_dim, 128) : 4 * p.head_dim);
   return op.kind == kOpGemvAdd ? 0u : static_cast<uint32_t>(op.k * 2);
 }
 
 // The K (and V) rows an attention load's boxes bring for `cached` positions.
 __device__ __forceinline__ int kv_rows(const DecodeProgram& p, int cached) {
-  return p.kv_box ? (cached + kKvBoxRows - 1) / kKvBoxRows * kKvBoxRows : cached;
+  return p.kv_box ? round_up(cached, kKvBoxRows) : cached;
 }
 
 // The ring space load j takes.
@@ -430,8 +429,8 @@ __device__ __forceinline__ void gemv_op(const DecodeProgram& p, int i, Ring& rin
 
 // --- attention ops ---
 
-// The item's q heads (norm + rope, rounded to T as the prepare kernel
-// writes them, then scaled) into sc.sq; where the item holds the row's new
+// The item's q heads (norm + rope, in T as the prepare kernel writes them;
+// the scores apply the scale) into sc.q; where the item holds the row's new
 // position, its K (norm + rope) and V rows into fresh_k/v and the pools.
 template <class T, bool F>
 __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const DecodeOp& op, const AttnItem& it,
@@ -462,7 +461,7 @@ __device__ __forceinline__ void attn_prepare(const DecodeProgram& p, const Decod
     }
     __syncwarp();
     if (job < group) {
-      T* dst = reinterpret_cast<T*>(sc.sq) + job * hd;
+      T* dst = reinterpret_cast<T*>(sc.q) + job * hd;
       norm_rope_head(head, q_norm, op.eps, rot, hd, [&](int j, float v) { dst[j] = from_f<T>(v); });
     } else if (job == group) {
       norm_rope_head(head, k_norm, op.eps, rot, hd, [&](int j, float v) { fresh_k[j] = from_f<T>(v); });
@@ -783,7 +782,7 @@ void launch(const DecodeProgram& p, const KvMaps& maps, int blocks, cudaStream_t
     return bytes;
   }();
   // The ring starts and ends 128-byte aligned (K/V boxes land at such addresses).
-  const uint32_t xs_bytes = static_cast<uint32_t>(N * padded(p.max_k) * 2 + 127) / 128 * 128;
+  const uint32_t xs_bytes = round_up(static_cast<uint32_t>(N * padded(p.max_k) * 2), 128u);
   const uint32_t ring_bytes = (static_cast<uint32_t>(dynamic) - xs_bytes) / 128 * 128;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(blocks);

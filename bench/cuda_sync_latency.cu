@@ -2,7 +2,8 @@
 // one grid barrier (decode_device.cuh, as the decode kernels use it), one
 // cluster barrier of 8 blocks, and one "chain" round (every block reads a
 // vector from L2, reduces it, writes its slice, then the grid barrier)
-// take, alone and while every block's producer warp keeps some bytes of
+// take, and what a round of flagged words or of split-K sums added up in
+// L2 with red.global.add (a GEMV split over its input) costs, alone and while every block's producer warp keeps some bytes of
 // bulk copies from HBM in flight (the weight stream of a decode step; the
 // stream's bandwidth is reported too). Time is per round, from block 0's
 // clock over `rounds` rounds in one launch.
@@ -29,7 +30,12 @@ using namespace decode;
 // values packed two to an 8-byte word with the round number in its other
 // half, written and polled with single 8-byte accesses, and no barrier:
 // a word whose flag is current carries current data.
-enum Mode : int { kBarrier = 0, kChain = 1, kCluster = 2, kStage = 3, kFlagged = 4 };
+// kRedV4 / kRedScalar: every block adds a part of a 1,024-wide f32 sum
+// (a split-K GEMV's output) with red.global.add (four floats per
+// instruction, or one), then counts itself in with a release; the round
+// ends when a block has seen every block counted and read the sum back.
+enum Mode : int { kBarrier = 0, kChain = 1, kCluster = 2, kStage = 3, kFlagged = 4, kRedV4 = 5, kRedScalar = 6 };
+constexpr int kSumWidth = 1024;
 constexpr int kStageValues = 3072;
 
 constexpr int kCopies = 4;  // the traffic's bulk copies in flight per block, of inflight / kCopies bytes each
@@ -40,6 +46,8 @@ struct Probe {
   float* vec;       // [n]: the chain's vector
   uint32_t* half;   // [kStageValues / 2] bf16 pairs (kStage)
   unsigned long long* words;  // [2][kStageValues / 2] flagged pairs (kFlagged)
+  float* sums;                // [3][kSumWidth] zeroed (kRedV4, kRedScalar)
+  uint32_t* count;            // one zeroed word: blocks counted in, over all rounds
   int n;
   const unsigned char* big;  // the traffic's source, big_bytes (a multiple of every copy size)
   size_t big_bytes;
@@ -171,6 +179,45 @@ __device__ void flagged_round(const Probe& p, float* warp_part, uint32_t round) 
   csync();  // warp_part is rewritten next round
 }
 
+// kRedV4 / kRedScalar: round r adds to sums[r % 3], which every block
+// zeroes its slice of two rounds ahead (sums[(r + 1) % 3] was last read in
+// round r - 2, before any block counted itself into round r - 1, and the
+// zeroes are ordered before this block's count of round r, which every
+// adder of round r + 1 has seen).
+template <bool kV4>
+__device__ void red_round(const Probe& p, float* warp_part, uint32_t round) {
+  float* sum = p.sums + (round % 3) * kSumWidth;
+  float* next = p.sums + ((round + 1) % 3) * kSumWidth;
+  int e0, e1;
+  block_slice(kSumWidth, e0, e1);
+  for (int e = e0 + threadIdx.x; e < e1; e += kThreads) next[e] = 0.0f;
+  const float part = 1.0f + blockIdx.x * 1e-3f;
+  if (kV4) {
+    if (threadIdx.x < kSumWidth / 4)
+      asm volatile("red.relaxed.gpu.global.add.v4.f32 [%0], {%1, %1, %1, %1};\n" ::"l"(sum + threadIdx.x * 4), "f"(part)
+                   : "memory");
+  } else {
+    for (int e = threadIdx.x; e < kSumWidth; e += kThreads)
+      asm volatile("red.relaxed.gpu.global.add.f32 [%0], %1;\n" ::"l"(sum + e), "f"(part) : "memory");
+  }
+  csync();
+  if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u32 [%0], 1;\n" ::"l"(p.count) : "memory");
+  const uint32_t target = (round + 1) * gridDim.x;
+  if (threadIdx.x == 0) {
+    SpinWatch watch{true};
+    for (uint32_t c = 0;;) {
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(c) : "l"(p.count) : "memory");
+      if (c >= target) break;
+      watch.tick();
+    }
+  }
+  csync();
+  float s = 0.0f;
+  for (int e = threadIdx.x; e < kSumWidth; e += kThreads) s += __ldcg(sum + e);
+  block_total(s, warp_part);
+  csync();
+}
+
 template <int M>
 // Run on sm_90 and newer only (BM_SyncLatency); the sm_90 instructions are
 // left out of other targets' builds.
@@ -207,6 +254,10 @@ __global__ void __launch_bounds__(kBlockThreads, 1) probe(const __grid_constant_
       flagged_round(p, warp_part, static_cast<uint32_t>(r));
       continue;
     }
+    if (M == kRedV4 || M == kRedScalar) {
+      red_round<M == kRedV4>(p, warp_part, static_cast<uint32_t>(r));
+      continue;
+    }
     if (M == kCluster) {
       unsigned int rank = 0;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -237,7 +288,8 @@ struct Device {
     int optin = 0;
     check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0), "device");
     smem = optin - 8192;
-    for (auto k : {probe<kBarrier>, probe<kChain>, probe<kCluster>, probe<kStage>, probe<kFlagged>})
+    for (auto k : {probe<kBarrier>, probe<kChain>, probe<kCluster>, probe<kStage>, probe<kFlagged>, probe<kRedV4>,
+                   probe<kRedScalar>})
       check(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "smem");
     cudaLaunchConfig_t cfg = config(kClusterBlocks);
     cudaLaunchAttribute attr[1];
@@ -250,6 +302,8 @@ struct Device {
     check(cudaMalloc(&p.half, kStageValues * 2), "cudaMalloc");
     check(cudaMemset(p.half, 0, kStageValues * 2), "cudaMemset");
     check(cudaMalloc(&p.words, kStageValues * 8), "cudaMalloc");
+    check(cudaMalloc(&p.sums, 3 * kSumWidth * 4), "cudaMalloc");
+    check(cudaMalloc(&p.count, 4), "cudaMalloc");
     p.big_bytes = size_t{1} << 30;  // well past the 50 MB L2
     unsigned char* big = nullptr;
     check(cudaMalloc(&big, p.big_bytes), "cudaMalloc");
@@ -270,16 +324,20 @@ struct Device {
     p.inflight = inflight;
     check(cudaMemset(p.lines, 0, kBarrierWords * 4), "cudaMemset");
     check(cudaMemset(p.words, 0, kStageValues * 8), "cudaMemset");  // flag 0: round 0's input is there
+    check(cudaMemset(p.sums, 0, 3 * kSumWidth * 4), "cudaMemset");
+    check(cudaMemset(p.count, 0, 4), "cudaMemset");
     unsigned long long init[5] = {0, 0, ~0ull, 0, 0};
     check(cudaMemcpy(p.ns, init, sizeof init, cudaMemcpyHostToDevice), "cudaMemcpy");
     cudaLaunchAttribute attr[1];
     cudaLaunchConfig_t cfg = config(mode == kCluster ? clusters * kClusterBlocks : sms);
     if (mode == kCluster) set_cluster_blocks(cfg, attr, kClusterBlocks);
-    auto kernel = mode == kBarrier   ? probe<kBarrier>
-                  : mode == kChain   ? probe<kChain>
-                  : mode == kStage   ? probe<kStage>
-                  : mode == kFlagged ? probe<kFlagged>
-                                     : probe<kCluster>;
+    auto kernel = mode == kBarrier     ? probe<kBarrier>
+                  : mode == kChain     ? probe<kChain>
+                  : mode == kStage     ? probe<kStage>
+                  : mode == kFlagged   ? probe<kFlagged>
+                  : mode == kRedV4     ? probe<kRedV4>
+                  : mode == kRedScalar ? probe<kRedScalar>
+                                       : probe<kCluster>;
     check(cudaLaunchKernelEx(&cfg, kernel, p), "launch");
     check(cudaDeviceSynchronize(), "probe");
     unsigned long long ns[5];
@@ -295,7 +353,8 @@ Device& device() {
 }
 
 // Args: mode (0 grid barrier, 1 chain round, 2 cluster barrier, 3 staging
-// round, 4 flagged round), traffic
+// round, 4 flagged round, 5 and 6 split-K sums with vector and scalar
+// reductions), traffic
 // bytes in flight per block (KB).
 void BM_SyncLatency(benchmark::State& state) {
   int count = 0;
@@ -320,7 +379,7 @@ void BM_SyncLatency(benchmark::State& state) {
 }
 BENCHMARK(BM_SyncLatency)
     ->ArgNames({"mode", "inflight_kb"})
-    ->ArgsProduct({{kBarrier, kChain, kCluster, kStage, kFlagged}, {0, 8, 16, 32, 64, 128}})
+    ->ArgsProduct({{kBarrier, kChain, kCluster, kStage, kFlagged, kRedV4, kRedScalar}, {0, 8, 16, 32, 64, 128}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond)
     ->Iterations(5);

@@ -193,9 +193,11 @@ __device__ void red_round(const Probe& p, float* warp_part, uint32_t round) {
   for (int e = e0 + threadIdx.x; e < e1; e += kThreads) next[e] = 0.0f;
   const float part = 1.0f + blockIdx.x * 1e-3f;
   if (kV4) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // vector reductions are sm_90's
     if (threadIdx.x < kSumWidth / 4)
       asm volatile("red.relaxed.gpu.global.add.v4.f32 [%0], {%1, %1, %1, %1};\n" ::"l"(sum + threadIdx.x * 4), "f"(part)
                    : "memory");
+#endif
   } else {
     for (int e = threadIdx.x; e < kSumWidth; e += kThreads)
       asm volatile("red.relaxed.gpu.global.add.f32 [%0], %1;\n" ::"l"(sum + e), "f"(part) : "memory");

@@ -3,9 +3,10 @@
 // cluster barrier of 8 blocks, and one "chain" round (every block reads a
 // vector from L2, reduces it, writes its slice, then the grid barrier)
 // take, and what a round of flagged words or of split-K sums added up in
-// L2 with red.global.add (a GEMV split over its input) costs, alone and while every block's producer warp keeps some bytes of
-// bulk copies from HBM in flight (the weight stream of a decode step; the
-// stream's bandwidth is reported too). Time is per round, from block 0's
+// L2 with red.global.add (a GEMV split over its input) costs, alone and
+// while every block's producer warp keeps some bytes of bulk copies from
+// HBM in flight (the weight stream of a decode step; the stream's
+// bandwidth is reported too). Time is per round, from block 0's
 // clock over `rounds` rounds in one launch.
 //
 // Why: at batch 1 a Qwen3-0.6B layer is ~30 us of 1.5-6 us phases against
@@ -356,8 +357,7 @@ Device& device() {
 
 // Args: mode (0 grid barrier, 1 chain round, 2 cluster barrier, 3 staging
 // round, 4 flagged round, 5 and 6 split-K sums with vector and scalar
-// reductions), traffic
-// bytes in flight per block (KB).
+// reductions), traffic bytes in flight per block (KB).
 void BM_SyncLatency(benchmark::State& state) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {

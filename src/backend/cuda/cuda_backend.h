@@ -201,8 +201,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::DecodeProgram> program_;
   // The tensor maps of the pending program's attention ops (KvMaps), how
   // many it has, and whether every one of them could be made (and boxes are
-  // on); the maps made
-  // so far, by pool (with the shape they were made for).
+  // on); the maps made so far, by pool (with the shape they were made for).
   std::unique_ptr<cuda::KvMaps> kv_maps_;
   int kv_map_count_ = 0;
   bool kv_maps_ok_ = true;

@@ -2,8 +2,9 @@
 // one grid barrier (decode_device.cuh, as the decode kernels use it), one
 // cluster barrier of 8 blocks, and one "chain" round (every block reads a
 // vector from L2, reduces it, writes its slice, then the grid barrier)
-// take, and what a round of flagged words or of split-K sums added up in
-// L2 with red.global.add (a GEMV split over its input) costs, alone and
+// take, and what a round of flagged words (polled one or several at a
+// time, few or many of them) or of split-K sums added up in L2 with
+// red.global.add (a GEMV split over its input) costs, alone and
 // while every block's producer warp keeps some bytes of bulk copies from
 // HBM in flight (the weight stream of a decode step; the stream's
 // bandwidth is reported too). Time is per round, from block 0's
@@ -35,7 +36,21 @@ using namespace decode;
 // (a split-K GEMV's output) with red.global.add (four floats per
 // instruction, or one), then counts itself in with a release; the round
 // ends when a block has seen every block counted and read the sum back.
-enum Mode : int { kBarrier = 0, kChain = 1, kCluster = 2, kStage = 3, kFlagged = 4, kRedV4 = 5, kRedScalar = 6 };
+// kPipe2 / kPipe4: kFlagged with 2 or 4 polls of each word in flight,
+// the first ones `param` ns apart, each issued again as soon as it comes
+// back stale: a word that lands would be seen a fraction of a round trip
+// sooner, if the extra polls cost nothing.
+enum Mode : int {
+  kBarrier = 0,
+  kChain = 1,
+  kCluster = 2,
+  kStage = 3,
+  kFlagged = 4,
+  kRedV4 = 5,
+  kRedScalar = 6,
+  kPipe2 = 7,
+  kPipe4 = 8
+};
 constexpr int kSumWidth = 1024;
 constexpr int kStageValues = 3072;
 
@@ -54,6 +69,9 @@ struct Probe {
   size_t big_bytes;
   int rounds;
   int inflight;            // traffic bytes in flight per block, 0 for none
+  // kFlagged: values a round polls (0: kStageValues); kPipe2 / kPipe4: ns
+  // between a word's first polls.
+  int param;
   unsigned long long* ns;  // block 0's start and end; the traffic's first start, last end and bytes
 };
 
@@ -143,13 +161,14 @@ __device__ void stage_round(const Probe& p, float* warp_part) {
 // kernel writes each op's output once per step: one copy.)
 __device__ void flagged_round(const Probe& p, float* warp_part, uint32_t round) {
   constexpr int kPer = (kStageValues / 2 + kThreads - 1) / kThreads;
+  const int nw = p.param > 0 ? min(p.param, kStageValues) / 2 : kStageValues / 2;
   float s = 0.0f;
   const unsigned long long* in = p.words + (round % 2) * (kStageValues / 2);
   unsigned long long* out = p.words + (round % 2 ^ 1) * (kStageValues / 2);
   unsigned long long w[kPer];
   bool done[kPer];
 #pragma unroll
-  for (int j = 0; j < kPer; ++j) done[j] = threadIdx.x + j * kThreads >= kStageValues / 2;
+  for (int j = 0; j < kPer; ++j) done[j] = threadIdx.x + j * kThreads >= nw;
   SpinWatch watch{true};
   for (bool all = false; !all;) {
     all = true;
@@ -171,13 +190,74 @@ __device__ void flagged_round(const Probe& p, float* warp_part, uint32_t round) 
   }
   const float total = block_total(s, warp_part);
   int e0, e1;
-  block_slice(kStageValues / 2, e0, e1);
+  block_slice(nw, e0, e1);
   for (int e = e0 + threadIdx.x; e < e1; e += kThreads) {
     const unsigned long long v =
         (static_cast<unsigned long long>(round + 1) << 32) | (__float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff);
     asm volatile("st.relaxed.gpu.global.u64 [%0], %1;\n" ::"l"(out + e), "l"(v) : "memory");
   }
   csync();  // warp_part is rewritten next round
+}
+
+__device__ __forceinline__ void spin_ns(int ns) {
+  const unsigned long long t = global_ns();
+  while (global_ns() - t < static_cast<unsigned long long>(ns)) {
+  }
+}
+
+// kPipe2 / kPipe4: flagged_round with G polls of each word in flight.
+template <int G>
+__device__ void pipe_round(const Probe& p, float* warp_part, uint32_t round) {
+  constexpr int kPer = (kStageValues / 2 + kThreads - 1) / kThreads;
+  float s = 0.0f;
+  const unsigned long long* in = p.words + (round % 2) * (kStageValues / 2);
+  unsigned long long* out = p.words + (round % 2 ^ 1) * (kStageValues / 2);
+  unsigned long long w[G][kPer];
+  bool done[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) done[j] = threadIdx.x + j * kThreads >= kStageValues / 2;
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    if (g > 0 && p.param > 0) spin_ns(p.param);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j)
+      if (!done[j])
+        asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];\n"
+                     : "=l"(w[g][j])
+                     : "l"(in + threadIdx.x + j * kThreads)
+                     : "memory");
+  }
+  SpinWatch watch{true};
+  for (bool all = false; !all;) {
+#pragma unroll
+    for (int g = 0; g < G && !all; ++g) {
+      all = true;
+#pragma unroll
+      for (int j = 0; j < kPer; ++j)
+        if (!done[j]) {
+          done[j] = static_cast<uint32_t>(w[g][j] >> 32) == round;
+          if (done[j]) s += __uint_as_float(static_cast<uint32_t>(w[g][j]) & 0x7fff7fff);
+          all = all && done[j];
+        }
+#pragma unroll
+      for (int j = 0; j < kPer; ++j)
+        if (!done[j])
+          asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];\n"
+                       : "=l"(w[g][j])
+                       : "l"(in + threadIdx.x + j * kThreads)
+                       : "memory");
+    }
+    watch.tick();
+  }
+  const float total = block_total(s, warp_part);
+  int e0, e1;
+  block_slice(kStageValues / 2, e0, e1);
+  for (int e = e0 + threadIdx.x; e < e1; e += kThreads) {
+    const unsigned long long v =
+        (static_cast<unsigned long long>(round + 1) << 32) | (__float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff);
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;\n" ::"l"(out + e), "l"(v) : "memory");
+  }
+  csync();
 }
 
 // kRedV4 / kRedScalar: round r adds to sums[r % 3], which every block
@@ -257,6 +337,10 @@ __global__ void __launch_bounds__(kBlockThreads, 1) probe(const __grid_constant_
       flagged_round(p, warp_part, static_cast<uint32_t>(r));
       continue;
     }
+    if (M == kPipe2 || M == kPipe4) {
+      pipe_round<M == kPipe2 ? 2 : 4>(p, warp_part, static_cast<uint32_t>(r));
+      continue;
+    }
     if (M == kRedV4 || M == kRedScalar) {
       red_round<M == kRedV4>(p, warp_part, static_cast<uint32_t>(r));
       continue;
@@ -292,7 +376,7 @@ struct Device {
     check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0), "device");
     smem = optin - 8192;
     for (auto k : {probe<kBarrier>, probe<kChain>, probe<kCluster>, probe<kStage>, probe<kFlagged>, probe<kRedV4>,
-                   probe<kRedScalar>})
+                   probe<kRedScalar>, probe<kPipe2>, probe<kPipe4>})
       check(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "smem");
     cudaLaunchConfig_t cfg = config(kClusterBlocks);
     cudaLaunchAttribute attr[1];
@@ -322,8 +406,9 @@ struct Device {
     return cfg;
   }
   // Seconds per round of one launch, and the traffic's bytes per second.
-  double run(int mode, int inflight, int rounds, double& traffic_bps) {
+  double run(int mode, int inflight, int param, int rounds, double& traffic_bps) {
     p.rounds = rounds;
+    p.param = param;
     p.inflight = inflight;
     check(cudaMemset(p.lines, 0, kBarrierWords * 4), "cudaMemset");
     check(cudaMemset(p.words, 0, kStageValues * 8), "cudaMemset");  // flag 0: round 0's input is there
@@ -340,6 +425,8 @@ struct Device {
                   : mode == kFlagged   ? probe<kFlagged>
                   : mode == kRedV4     ? probe<kRedV4>
                   : mode == kRedScalar ? probe<kRedScalar>
+                  : mode == kPipe2     ? probe<kPipe2>
+                  : mode == kPipe4     ? probe<kPipe4>
                                        : probe<kCluster>;
     check(cudaLaunchKernelEx(&cfg, kernel, p), "launch");
     check(cudaDeviceSynchronize(), "probe");
@@ -357,7 +444,9 @@ Device& device() {
 
 // Args: mode (0 grid barrier, 1 chain round, 2 cluster barrier, 3 staging
 // round, 4 flagged round, 5 and 6 split-K sums with vector and scalar
-// reductions), traffic bytes in flight per block (KB).
+// reductions, 7 and 8 flagged rounds with 2 or 4 polls in flight), traffic
+// bytes in flight per block (KB), and Probe::param (mode 4: values polled;
+// 7 and 8: ns between the first polls; 0 elsewhere).
 void BM_SyncLatency(benchmark::State& state) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
@@ -373,15 +462,18 @@ void BM_SyncLatency(benchmark::State& state) {
   Device& d = device();
   const int mode = static_cast<int>(state.range(0));
   const int inflight = static_cast<int>(state.range(1)) << 10;
+  const int param = static_cast<int>(state.range(2));
   double bps = 0.0;
-  d.run(mode, inflight, 100, bps);  // warm-up
-  for (auto _ : state) state.SetIterationTime(d.run(mode, inflight, 2000, bps));
+  d.run(mode, inflight, param, 100, bps);  // warm-up
+  for (auto _ : state) state.SetIterationTime(d.run(mode, inflight, param, 2000, bps));
   state.counters["blocks"] = mode == kCluster ? d.clusters * kClusterBlocks : d.sms;
   state.counters["traffic_GBps"] = bps * 1e-9;
 }
 BENCHMARK(BM_SyncLatency)
-    ->ArgNames({"mode", "inflight_kb"})
-    ->ArgsProduct({{kBarrier, kChain, kCluster, kStage, kFlagged, kRedV4, kRedScalar}, {0, 8, 16, 32, 64, 128}})
+    ->ArgNames({"mode", "inflight_kb", "param"})
+    ->ArgsProduct({{kBarrier, kChain, kCluster, kStage, kFlagged, kRedV4, kRedScalar}, {0, 8, 16, 32, 64, 128}, {0}})
+    ->ArgsProduct({{kPipe2, kPipe4}, {0, 16, 32}, {0, 150, 300, 500}})
+    ->ArgsProduct({{kFlagged}, {0, 16, 32}, {256, 512, 1024, 2048}})  // fewer values a round
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond)
     ->Iterations(5);

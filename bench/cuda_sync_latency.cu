@@ -153,6 +153,26 @@ __device__ void stage_round(const Probe& p, float* warp_part) {
   for (int e = e0 + threadIdx.x; e < e1; e += kThreads) p.half[e] = __float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff;
 }
 
+// One poll of a flagged word (a word of round r carries r in its high half).
+__device__ __forceinline__ unsigned long long poll_load(const unsigned long long* at) {
+  unsigned long long w;
+  asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];\n" : "=l"(w) : "l"(at) : "memory");
+  return w;
+}
+
+// This block's slice of the nw words at out, flagged round + 1, with a
+// value made from the sum of every word it read (so no read is skipped).
+__device__ __forceinline__ void flagged_write(unsigned long long* out, int nw, uint32_t round, float total) {
+  int e0, e1;
+  block_slice(nw, e0, e1);
+  for (int e = e0 + threadIdx.x; e < e1; e += kThreads) {
+    const unsigned long long v =
+        (static_cast<unsigned long long>(round + 1) << 32) | (__float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff);
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;\n" ::"l"(out + e), "l"(v) : "memory");
+  }
+  csync();  // warp_part is rewritten next round
+}
+
 // kFlagged: poll every word until its flag is `round`, then write this
 // block's slice with flag round + 1, in the other of two copies. No
 // barrier: a block writes round + 2's slice only after reading every slice
@@ -175,10 +195,7 @@ __device__ void flagged_round(const Probe& p, float* warp_part, uint32_t round) 
 #pragma unroll
     for (int j = 0; j < kPer; ++j)
       if (!done[j])
-        asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];\n"
-                     : "=l"(w[j])
-                     : "l"(in + threadIdx.x + j * kThreads)
-                     : "memory");
+        w[j] = poll_load(in + threadIdx.x + j * kThreads);
 #pragma unroll
     for (int j = 0; j < kPer; ++j)
       if (!done[j]) {
@@ -188,15 +205,7 @@ __device__ void flagged_round(const Probe& p, float* warp_part, uint32_t round) 
       }
     watch.tick();
   }
-  const float total = block_total(s, warp_part);
-  int e0, e1;
-  block_slice(nw, e0, e1);
-  for (int e = e0 + threadIdx.x; e < e1; e += kThreads) {
-    const unsigned long long v =
-        (static_cast<unsigned long long>(round + 1) << 32) | (__float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff);
-    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;\n" ::"l"(out + e), "l"(v) : "memory");
-  }
-  csync();  // warp_part is rewritten next round
+  flagged_write(out, nw, round, block_total(s, warp_part));
 }
 
 __device__ __forceinline__ void spin_ns(int ns) {
@@ -222,10 +231,7 @@ __device__ void pipe_round(const Probe& p, float* warp_part, uint32_t round) {
 #pragma unroll
     for (int j = 0; j < kPer; ++j)
       if (!done[j])
-        asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];\n"
-                     : "=l"(w[g][j])
-                     : "l"(in + threadIdx.x + j * kThreads)
-                     : "memory");
+        w[g][j] = poll_load(in + threadIdx.x + j * kThreads);
   }
   SpinWatch watch{true};
   for (bool all = false; !all;) {
@@ -242,22 +248,11 @@ __device__ void pipe_round(const Probe& p, float* warp_part, uint32_t round) {
 #pragma unroll
       for (int j = 0; j < kPer; ++j)
         if (!done[j])
-          asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];\n"
-                       : "=l"(w[g][j])
-                       : "l"(in + threadIdx.x + j * kThreads)
-                       : "memory");
+          w[g][j] = poll_load(in + threadIdx.x + j * kThreads);
     }
     watch.tick();
   }
-  const float total = block_total(s, warp_part);
-  int e0, e1;
-  block_slice(kStageValues / 2, e0, e1);
-  for (int e = e0 + threadIdx.x; e < e1; e += kThreads) {
-    const unsigned long long v =
-        (static_cast<unsigned long long>(round + 1) << 32) | (__float_as_uint(1.0f + total * 1e-30f) & 0x7fff7fff);
-    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;\n" ::"l"(out + e), "l"(v) : "memory");
-  }
-  csync();
+  flagged_write(out, kStageValues / 2, round, block_total(s, warp_part));
 }
 
 // kRedV4 / kRedScalar: round r adds to sums[r % 3], which every block

@@ -5,6 +5,7 @@
   tools/decode_trace.py t.txt            (cluster kernel)
   tools/decode_trace.py --op-list t.txt  (op-list kernel)
   tools/decode_trace.py --phases t.txt   (op-list kernel, per phase)
+  tools/decode_trace.py --tails t.txt    (op-list kernel, the last blocks of each op)
 
 The file holds the last eagerly run decode program: a line "ops blocks", the
 op kinds, then per op and block the kernel's stamps (decode_program.h). For
@@ -25,7 +26,12 @@ critical path (its last block done minus the op before's last block done),
 split into "staged" (its last block's input staged, from the op before's
 end: the dependency's round trip) and "work" (from there to its last block
 done), and the ring wait of its median and slowest block.
+With --tails (op-list kernel), each GEMV op's median and last block: when
+its input was staged and when it was done, how much later the last block
+ended than the median one, and the blocks most often among the last three;
+on each block's SM clock, fitted to the global timer (block_clocks).
 """
+import collections
 import statistics
 import sys
 
@@ -142,8 +148,61 @@ def phases(path):
             print(f"    {key:18s} {statistics.median(values):7.2f}  ({values[-1]:.2f})")
 
 
+def block_clocks(t, kinds, t0):
+    """Per block, (ns per cycle, offset): its SM clock mapped onto the global
+    timer by least squares over its GEMV ops' coarse stamps (the global timer
+    moves in steps of ~1 µs; the fit is good to tens of ns). Attention ops are
+    left out: blocks without an item keep stale stamps there."""
+    fits = []
+    for b in range(len(t[0])):
+        pts = [(t[i][b][3 + k] - t[0][b][3], t[i][b][k] - t0) for i in range(len(t)) if kinds[i] != 4
+               and t[i][b][0] >= t0 and t[i][b][2] >= t[i][b][0] and t[i][b][5] > t[i][b][3] for k in range(3)]
+        if len(pts) < 2:
+            raise SystemExit(f"block {b} has no GEMV stamps: not a trace of the op-list kernel")
+        mx = statistics.fmean(x for x, _ in pts)
+        my = statistics.fmean(y for _, y in pts)
+        a = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+        fits.append((a, my - a * mx))
+    return fits
+
+
+def tails(path):
+    """Per op, how far its last block ends after its median block, from each
+    block's stamps on its calibrated SM clock, and which blocks end last."""
+    ops, blocks, t, kinds = load(path)
+    t0 = min(s[0] for s in t[0] if s[0])
+    fits = block_clocks(t, kinds, t0)
+
+    def at(b, s, k):  # stamp k (0 start, 1 staged, 2 done) of block b, ns after t0
+        return (s[3 + k] - t[0][b][3]) * fits[b][0] + fits[b][1]
+
+    rows, late, prev_done = {}, {}, None
+    for i in range(ops):
+        v = [(b, s) for b, s in enumerate(t[i]) if s[0] >= t0 and s[2] >= s[0] and s[5] > s[3]]
+        if not v:
+            continue
+        name = OP_KINDS.get(kinds[i], str(kinds[i]))
+        if kinds[i] == 3:
+            name = "o + residual" if i > 0 and kinds[i - 1] == 4 else "down + residual"
+        done = sorted((at(b, s, 2), b) for b, s in v)
+        if prev_done is not None and kinds[i] != 4:
+            staged = sorted(at(b, s, 1) - prev_done for b, s in v)
+            mid = statistics.median(d for d, _ in done)
+            rows.setdefault(name, []).append((staged[len(v) // 2], staged[-1], mid - prev_done,
+                                              done[-1][0] - prev_done, done[-1][0] - mid))
+            for _, b in done[-3:]:
+                late.setdefault(name, collections.Counter())[b] += 1
+        prev_done = done[-1][0]
+    print(f"{path}: per GEMV op, median over layers (µs after the op before's last block)")
+    for name, r in rows.items():
+        med = [statistics.median(x[j] for x in r) / 1e3 for j in range(5)]
+        top = ", ".join(f"{b} ({n})" for b, n in late[name].most_common(6))
+        print(f"  {name:16s} staged: median block {med[0]:.2f}, last {med[1]:.2f}; done: median block {med[2]:.2f}, "
+              f"last {med[3]:.2f}; tail {med[4]:.2f}; among the last three most often: {top}")
+
+
 def main():
-    mode = {"--op-list": op_list, "--phases": phases}.get(sys.argv[1] if len(sys.argv) > 1 else "")
+    mode = {"--op-list": op_list, "--phases": phases, "--tails": tails}.get(sys.argv[1] if len(sys.argv) > 1 else "")
     if mode:
         for path in sys.argv[2:]:
             mode(path)

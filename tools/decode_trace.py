@@ -52,9 +52,14 @@ def ns_per_cycle(t):
     return statistics.median((s[2] - s[0]) / (s[5] - s[3]) for op in t for s in op if s[5] > s[3] and s[2] > s[0])
 
 
+def fresh(s, t0):
+    """Whether block stamps s were written in this program (items without work keep old stamps)."""
+    return s[0] >= t0 and s[2] >= s[0]
+
+
 def stamped(op_stamps, t0):
-    """The blocks stamped in this program (items without work keep old stamps)."""
-    return [s for s in op_stamps if s[0] >= t0 and s[2] >= s[0]]
+    """The blocks stamped in this program."""
+    return [s for s in op_stamps if fresh(s, t0)]
 
 
 def fine(s, k):
@@ -72,6 +77,13 @@ def step_phases(stamps, last):
 
 
 OP_KINDS = {1: "norm + qkv", 2: "norm + gate/up", 3: "add (o, down)", 4: "attention", 5: "norm + LM head"}
+
+
+def op_name(kinds, i):
+    """Op i's name, the two residual adds told apart (o follows attention)."""
+    if kinds[i] == 3:
+        return "o + residual" if i > 0 and kinds[i - 1] == 4 else "down + residual"
+    return OP_KINDS.get(kinds[i], str(kinds[i]))
 
 
 def op_list(path):
@@ -119,9 +131,7 @@ def phases(path):
             v = [s for s in v if fine(s, 13)] or v
         if prev_done is not None:
             kind = kinds[i]
-            name = OP_KINDS.get(kind, str(kind))
-            if kind == 3:
-                name = "o + residual" if i > 0 and kinds[i - 1] == 4 else "down + residual"
+            name = op_name(kinds, i)
             c = cols.setdefault(name, {})
 
             def add(key, value):
@@ -155,8 +165,8 @@ def block_clocks(t, kinds, t0):
     left out: blocks without an item keep stale stamps there."""
     fits = []
     for b in range(len(t[0])):
-        pts = [(t[i][b][3 + k] - t[0][b][3], t[i][b][k] - t0) for i in range(len(t)) if kinds[i] != 4
-               and t[i][b][0] >= t0 and t[i][b][2] >= t[i][b][0] and t[i][b][5] > t[i][b][3] for k in range(3)]
+        pts = [(t[i][b][3 + k] - t[0][b][3], t[i][b][k] - t0) for i in range(len(t))
+               if kinds[i] != 4 and fresh(t[i][b], t0) for k in range(3)]
         if len(pts) < 2:
             raise SystemExit(f"block {b} has no GEMV stamps: not a trace of the op-list kernel")
         mx = statistics.fmean(x for x, _ in pts)
@@ -169,21 +179,19 @@ def block_clocks(t, kinds, t0):
 def tails(path):
     """Per op, how far its last block ends after its median block, from each
     block's stamps on its calibrated SM clock, and which blocks end last."""
-    ops, blocks, t, kinds = load(path)
+    ops, _, t, kinds = load(path)
     t0 = min(s[0] for s in t[0] if s[0])
     fits = block_clocks(t, kinds, t0)
 
     def at(b, s, k):  # stamp k (0 start, 1 staged, 2 done) of block b, ns after t0
         return (s[3 + k] - t[0][b][3]) * fits[b][0] + fits[b][1]
 
-    rows, late, prev_done = {}, {}, None
+    rows, late, prev_done = {}, collections.defaultdict(collections.Counter), None
     for i in range(ops):
-        v = [(b, s) for b, s in enumerate(t[i]) if s[0] >= t0 and s[2] >= s[0] and s[5] > s[3]]
+        v = [(b, s) for b, s in enumerate(t[i]) if fresh(s, t0)]
         if not v:
             continue
-        name = OP_KINDS.get(kinds[i], str(kinds[i]))
-        if kinds[i] == 3:
-            name = "o + residual" if i > 0 and kinds[i - 1] == 4 else "down + residual"
+        name = op_name(kinds, i)
         done = sorted((at(b, s, 2), b) for b, s in v)
         if prev_done is not None and kinds[i] != 4:
             staged = sorted(at(b, s, 1) - prev_done for b, s in v)
@@ -191,7 +199,7 @@ def tails(path):
             rows.setdefault(name, []).append((staged[len(v) // 2], staged[-1], mid - prev_done,
                                               done[-1][0] - prev_done, done[-1][0] - mid))
             for _, b in done[-3:]:
-                late.setdefault(name, collections.Counter())[b] += 1
+                late[name][b] += 1
         prev_done = done[-1][0]
     print(f"{path}: per GEMV op, median over layers (µs after the op before's last block)")
     for name, r in rows.items():

@@ -7,8 +7,9 @@
 // red.global.add (a GEMV split over its input) costs, alone and
 // while every block's producer warp keeps some bytes of bulk copies from
 // HBM in flight (the weight stream of a decode step; the stream's
-// bandwidth is reported too). Time is per round, from block 0's
-// clock over `rounds` rounds in one launch.
+// bandwidth is reported too), or copies that hit L2, or copies whose bytes
+// were asked of L2 ahead of them (Probe::traffic). Time is per round, from
+// block 0's clock over `rounds` rounds in one launch.
 //
 // Why: at batch 1 a Qwen3-0.6B layer is ~30 us of 1.5-6 us phases against
 // ~10 us of weight traffic (docs/benchmarks.md); the next kernel design
@@ -69,6 +70,11 @@ struct Probe {
   size_t big_bytes;
   int rounds;
   int inflight;            // traffic bytes in flight per block, 0 for none
+  // Where the traffic comes from: 0 HBM; -1 a window per block that stays
+  // in L2 after its first pass; K > 0 HBM, each copy's bytes asked of L2
+  // (cp.async.bulk.prefetch.L2) K KB ahead of it, so that the copies hit L2
+  // and the HBM reads sit in L2's queues, not in the SM's.
+  int traffic;
   // kFlagged: values a round polls (0: kStageValues); kPipe2 / kPipe4: ns
   // between a word's first polls.
   int param;
@@ -87,16 +93,23 @@ void check(cudaError_t e, const char* what) {
 __device__ void stream(const Probe& p, unsigned char* ring, uint64_t* full, volatile int* stop) {
   const int lane = threadIdx.x % 32;
   const uint32_t bytes = p.inflight / kCopies;
-  const size_t chunks = p.big_bytes / bytes;
+  constexpr size_t kWindow = 96 << 10;                  // traffic -1: 132 windows, 12.7 MB of the 50 MB L2
+  const size_t part = p.big_bytes / gridDim.x / bytes;  // blocks stream disjoint parts
+  const size_t chunks = p.traffic < 0 ? max(size_t{1}, kWindow / bytes) : part;
+  const size_t ahead = p.traffic > 0 ? (size_t{static_cast<uint32_t>(p.traffic)} << 10) / bytes : 0;
+  const unsigned char* src = p.big + part * bytes * blockIdx.x;
   const unsigned long long start = global_ns();
-  size_t chunk = chunks / gridDim.x * blockIdx.x;  // blocks stream disjoint parts (no L2 hits)
+  if (lane == 0)
+    for (size_t c = 0; c < ahead; ++c) bulk_prefetch_l2(src + c % chunks * bytes, bytes);
+  size_t chunk = 0;
   uint32_t issued = 0;
   while (!*stop) {
     const int slot = issued % kCopies;
     if (issued >= kCopies) bar_wait(&full[slot], ((issued - kCopies) / kCopies) & 1);
     if (lane == 0) {
+      if (ahead) bulk_prefetch_l2(src + (chunk + ahead) % chunks * bytes, bytes);
       bar_expect(&full[slot], bytes);
-      bulk_copy(ring + slot * bytes, p.big + chunk * bytes, bytes, &full[slot]);
+      bulk_copy(ring + slot * bytes, src + chunk * bytes, bytes, &full[slot]);
     }
     __syncwarp();
     chunk = (chunk + 1) % chunks;
@@ -408,8 +421,9 @@ struct Device {
     return cfg;
   }
   // Seconds per round of one launch, and the traffic's bytes per second.
-  double run(int mode, int inflight, int param, int rounds, double& traffic_bps) {
+  double run(int mode, int inflight, int param, int traffic, int rounds, double& traffic_bps) {
     p.rounds = rounds;
+    p.traffic = traffic;
     p.param = param;
     p.inflight = inflight;
     check(cudaMemset(p.lines, 0, kBarrierWords * 4), "cudaMemset");
@@ -438,8 +452,8 @@ Device& device() {
 // Args: mode (0 grid barrier, 1 chain round, 2 cluster barrier, 3 staging
 // round, 4 flagged round, 5 and 6 split-K sums with vector and scalar
 // reductions, 7 and 8 flagged rounds with 2 or 4 polls in flight), traffic
-// bytes in flight per block (KB), and Probe::param (mode 4: values polled;
-// 7 and 8: ns between the first polls; 0 elsewhere).
+// bytes in flight per block (KB), Probe::param (mode 4: values polled;
+// 7 and 8: ns between the first polls; 0 elsewhere) and Probe::traffic.
 void BM_SyncLatency(benchmark::State& state) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
@@ -456,17 +470,20 @@ void BM_SyncLatency(benchmark::State& state) {
   const int mode = static_cast<int>(state.range(0));
   const int inflight = static_cast<int>(state.range(1)) << 10;
   const int param = static_cast<int>(state.range(2));
+  const int traffic = static_cast<int>(state.range(3));
   double bps = 0.0;
-  d.run(mode, inflight, param, 100, bps);  // warm-up
-  for (auto _ : state) state.SetIterationTime(d.run(mode, inflight, param, 2000, bps));
+  d.run(mode, inflight, param, traffic, 100, bps);  // warm-up
+  for (auto _ : state) state.SetIterationTime(d.run(mode, inflight, param, traffic, 2000, bps));
   state.counters["blocks"] = mode == kCluster ? d.clusters * kClusterBlocks : d.sms;
   state.counters["traffic_GBps"] = bps * 1e-9;
 }
 BENCHMARK(BM_SyncLatency)
-    ->ArgNames({"mode", "inflight_kb", "param"})
-    ->ArgsProduct({{kBarrier, kChain, kCluster, kStage, kFlagged, kRedV4, kRedScalar}, {0, 8, 16, 32, 64, 128}, {0}})
-    ->ArgsProduct({{kPipe2, kPipe4}, {0, 16, 32}, {0, 150, 300, 500}})
-    ->ArgsProduct({{kFlagged}, {0, 16, 32}, {256, 512, 1024, 2048}})  // fewer values a round
+    ->ArgNames({"mode", "inflight_kb", "param", "traffic"})
+    ->ArgsProduct(
+        {{kBarrier, kChain, kCluster, kStage, kFlagged, kRedV4, kRedScalar}, {0, 8, 16, 32, 64, 128}, {0}, {0}})
+    ->ArgsProduct({{kPipe2, kPipe4}, {0, 16, 32}, {0, 150, 300, 500}, {0}})
+    ->ArgsProduct({{kFlagged}, {0, 16, 32}, {256, 512, 1024, 2048}, {0}})      // fewer values a round
+    ->ArgsProduct({{kFlagged}, {8, 16, 32, 64}, {0}, {-1, 32, 64, 128, 256}})  // copies that hit L2
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond)
     ->Iterations(5);

@@ -88,6 +88,14 @@ void check(cudaError_t e, const char* what) {
   }
 }
 
+// Asks L2 for bytes at src (16-byte aligned, a multiple of 16); nothing comes back
+// (traffic > 0).
+__device__ __forceinline__ void bulk_prefetch_l2(const void* src, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src), "r"(bytes) : "memory");
+#endif
+}
+
 // The producer warp: kCopies bulk copies in flight until *stop, then
 // waits for the last ones (the ring must outlive them).
 __device__ void stream(const Probe& p, unsigned char* ring, uint64_t* full, volatile int* stop) {

@@ -131,13 +131,6 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
 #endif
 }
 
-// Asks L2 for bytes at src (16-byte aligned, a multiple of 16); nothing comes back.
-__device__ __forceinline__ void bulk_prefetch_l2(const void* src, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src), "r"(bytes) : "memory");
-#endif
-}
-
 // A box of a 2-D tensor map (x innermost) to shared memory (128-byte aligned).
 __device__ __forceinline__ void bulk_box(void* dst, const void* map, int x, int y, uint64_t* bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
